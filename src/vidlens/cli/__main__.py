@@ -1,0 +1,3 @@
+from vidlens.cli import main
+
+main()
