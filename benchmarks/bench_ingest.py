@@ -70,7 +70,7 @@ def main() -> None:
         rerun = time.perf_counter() - t0
         assert report.counts["unchanged"] == args.n
     print()
-    print("| ingest of %d clips (1 s, 160×120, H.264/AAC) | value |" % args.n)
+    print(f"| ingest of {args.n} clips (1 s, 160×120, H.264/AAC) | value |")
     print("|---|---|")
     print(f"| first ingest (hash + probe + DB row) | {first:.2f} s = **{args.n / first:.0f} clips/s** |")
     print(f"| re-run, all unchanged | {rerun:.2f} s = {args.n / rerun:.0f} clips/s |")

@@ -73,7 +73,7 @@ def lib_with_clips(tmp_path, clip_factory):
     clips.mkdir()
     shutil.copy(clip_factory(duration=2.0, size=(96, 64), speech="hello there", lang="en"), clips / "talk.mp4")
     shutil.copy(clip_factory(duration=1.0, size=(96, 64), color="red", audio=False), clips / "silent.mp4")
-    shutil.copy(clip_factory(duration=1.0, video=False, tone_hz=300, path_suffix=".m4a"), clips / "tone.m4a")
+    shutil.copy(clip_factory(duration=1.0, video=False, tone_hz=300, suffix=".m4a"), clips / "tone.m4a")
     manifest = tmp_path / "m.jsonl"
     rows = [{"path": "clips/talk.mp4", "title": "a talk"}, {"path": "clips/silent.mp4", "title": "red"},
             {"path": "clips/tone.m4a"}]
@@ -108,7 +108,7 @@ def test_extract_all_with_degradations(lib_with_clips):
 
 
 def test_rerun_is_a_noop_and_title_change_reembeds_only_title(lib_with_clips):
-    lib, ids, manifest = lib_with_clips
+    lib, _ids, manifest = lib_with_clips
     lib.extract(encoders=TinyBank())
     bank = TinyBank()
     again = lib.extract(encoders=bank)
@@ -125,7 +125,7 @@ def test_rerun_is_a_noop_and_title_change_reembeds_only_title(lib_with_clips):
 
 
 def test_subset_of_modalities_and_force(lib_with_clips):
-    lib, ids, _ = lib_with_clips
+    lib, _ids, _ = lib_with_clips
     bank = TinyBank()
     lib.extract(["audio"], encoders=bank)
     assert bank.calls["frames"] == 0 and bank.calls["audio"] == 2
@@ -148,7 +148,7 @@ def test_failure_is_recorded_and_retried(lib_with_clips):
 
 
 def test_killed_run_resumes_without_redoing(lib_with_clips):
-    lib, ids, _ = lib_with_clips
+    lib, _ids, _ = lib_with_clips
     with pytest.raises(KeyboardInterrupt):
         lib.extract(["frames", "audio"], encoders=TinyBank(crash_after=1))
     done = lib.feature_matrix("frames").ids
@@ -160,7 +160,7 @@ def test_killed_run_resumes_without_redoing(lib_with_clips):
 
 
 def test_corrupt_feature_part_is_redone(lib_with_clips):
-    lib, ids, _ = lib_with_clips
+    lib, _ids, _ = lib_with_clips
     lib.extract(["frames"], encoders=TinyBank())
     store = VectorStore(lib.root / "features")
     (part,) = store.parts("frames")

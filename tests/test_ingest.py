@@ -69,7 +69,7 @@ def test_folder_ingest_recursive(lib, clip_factory, tmp_path):
     folder = tmp_path / "videos" / "sub"
     folder.mkdir(parents=True)
     _copy(clip_factory(duration=0.5, size=(64, 48), color="red"), folder / "a.mp4")
-    _copy(clip_factory(duration=0.5, size=(64, 48), color="blue", path_suffix=".mkv"), folder / "b.mkv")
+    _copy(clip_factory(duration=0.5, size=(64, 48), color="blue", suffix=".mkv"), folder / "b.mkv")
     report = lib.ingest(tmp_path / "videos")
     assert report.counts["added"] == 2
 
@@ -135,7 +135,7 @@ def test_error_cleared_when_item_later_succeeds(lib, good_clip, tmp_path):
 def test_degraded_media_are_ingested(lib, clip_factory):
     short = clip_factory(duration=0.1, size=(64, 48), color="white")
     silent = clip_factory(duration=1.0, size=(64, 48), audio=False)
-    audio_only = clip_factory(duration=1.0, video=False, tone_hz=500, path_suffix=".m4a")
+    audio_only = clip_factory(duration=1.0, video=False, tone_hz=500, suffix=".m4a")
     big = clip_factory(duration=0.2, size=(3840, 2160), fps=5, color="gray", audio=False)
     report = lib.ingest([short, silent, audio_only, big])
     assert report.counts["added"] == 4, [r.to_dict() for r in report.results]

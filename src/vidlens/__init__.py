@@ -18,7 +18,7 @@ from vidlens.library import Library, open_library
 __version__ = "0.1.0"
 
 
-def open(path, *, create=True, config_file=None, overrides=None) -> Library:  # noqa: A001 - the public verb
+def open(path, *, create=True, config_file=None, overrides=None) -> Library:
     """Open (or create) a library folder. See :func:`vidlens.library.open_library`."""
     return open_library(path, create=create, config_file=config_file, overrides=overrides)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 
-
 def display_path(path: str | bytes | os.PathLike) -> str:
     """A printable form of a path, also when its bytes are not valid UTF-8."""
     raw = os.fsencode(path)

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from vidlens.config import CONFIG_FILE_NAME, VidlensConfig, load_config
 from vidlens.errors import VidlensError
-from vidlens.features import ExtractReport, Extractor, FeatureSet, video_texts
+from vidlens.features import Extractor, ExtractReport, FeatureSet, video_texts
 from vidlens.features.featureset import VECTOR_FEATURES
-from vidlens.ingest import IngestReport, Ingestor, iter_items
+from vidlens.ingest import Ingestor, IngestReport, iter_items
 from vidlens.progress import progress_bar
 from vidlens.store import MetadataStore
 from vidlens.store.models import Extraction

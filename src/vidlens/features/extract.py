@@ -230,7 +230,7 @@ class Extractor:
                 outcome = fn(key)
             except VidlensError as exc:
                 outcome = FeatureOutcome(FAILED, key, str(exc))
-            except Exception as exc:  # noqa: BLE001 - one video's failure must not end the run
+            except Exception as exc:
                 log.exception("extracting %s of %s", feature, video["id"])
                 outcome = FeatureOutcome(FAILED, key, f"unexpected {type(exc).__name__}: {exc}")
             outcome.seconds = time.perf_counter() - t0
@@ -265,7 +265,7 @@ class Extractor:
         emb, concepts = self.encoders.frames(dec.frames.frames)
         return FeatureOutcome(
             OK, key,
-            result={"n_frames": int(len(dec.frames.times)),
+            result={"n_frames": len(dec.frames.times),
                     "times": [round(float(t), 3) for t in dec.frames.times],
                     "concepts": concepts},
             pooled=emb.mean(axis=0), sequence=emb,
@@ -286,7 +286,7 @@ class Extractor:
         seq = self.encoders.audio(dec.audio)
         if len(seq) == 0:
             return FeatureOutcome(ABSENT, key, "audio track is empty")
-        return FeatureOutcome(OK, key, result={"n_blocks": int(len(seq))}, pooled=seq.mean(axis=0), sequence=seq)
+        return FeatureOutcome(OK, key, result={"n_blocks": len(seq)}, pooled=seq.mean(axis=0), sequence=seq)
 
     def _asr(self, key: str, dec: _Decoded) -> FeatureOutcome:
         if dec.audio is None:

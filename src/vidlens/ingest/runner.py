@@ -250,7 +250,7 @@ class Ingestor:
                 except VidlensError as exc:
                     finish(self._fail(item, getattr(exc, "reason", str(exc))))
                     return
-                except Exception as exc:  # noqa: BLE001 - one broken item must not end the batch
+                except Exception as exc:
                     finish(self._fail(item, f"unexpected {type(exc).__name__}: {exc}"))
                     return
             try:

@@ -164,4 +164,4 @@ class MetadataStore:
             return [e.to_dict() for e in s.scalars(q)]
 
 
-__all__ = ["MetadataStore", "make_engine", "Video", "VideoPath", "ItemError"]
+__all__ = ["ItemError", "MetadataStore", "Video", "VideoPath", "make_engine"]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
+from pyarrow import ipc
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class VectorStore:
         if len(parts) <= 1:
             return 0 if not parts else self._count(parts[0])
         matrix = self.load_pooled(feature)
-        self.write_pooled(feature, zip(matrix.ids, matrix.keys, matrix.vectors))
+        self.write_pooled(feature, zip(matrix.ids, matrix.keys, matrix.vectors, strict=True))
         for path in parts:
             path.unlink(missing_ok=True)
         return len(matrix.ids)
