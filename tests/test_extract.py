@@ -54,7 +54,8 @@ class TinyBank:
 
     def ocr(self, frames, times, max_frames):
         self.calls["ocr"] += 1
-        return {"lines": [{"text": "SALE", "start": float(times[0]), "end": float(times[-1]), "score": 0.9}],
+        return {"lines": [{"text": "SALE", "first_seen": float(times[0]), "last_seen": float(times[-1]),
+                           "frames": len(times), "score": 0.9}],
                 "text": "SALE", "frames_read": [float(times[0])]}
 
     def text(self, texts):

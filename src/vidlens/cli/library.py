@@ -120,7 +120,7 @@ def show(ctx: CliContext, video_id: str, as_json: bool) -> None:
     if ocr.get("status") == "ok":
         out.print("[bold]on-screen text[/]")
         for line in ocr.get("lines", []):
-            out.print(f"  [{line['start']:7.2f}–{line['end']:7.2f}] {line['text']}", highlight=False)
+            out.print(f"  [{line['first_seen']:7.2f}–{line['last_seen']:7.2f}] {line['text']}", highlight=False)
     concepts = fs.results.get("frames", {}).get("concepts")
     if concepts:
         out.print("[bold]visual concepts[/] " + ", ".join(f"{c['name']} {c['score']:.2f}" for c in concepts[:10]))
@@ -231,16 +231,26 @@ def demo(ctx: CliContext, samples_dir: Path | None, n_clips: int) -> None:
             fh.write(json.dumps(rel, ensure_ascii=False) + "\n")
     report = lib.ingest([manifest], progress=True)
     out.print(f"[bold]ingested[/] {report.counts}")
-    table = Table(title="what vidlens found")
-    for col in ("id", "title", "container", "duration", "size", "video", "audio"):
-        table.add_column(col)
+    extracted = lib.extract(progress=True)
+    out.print(f"[bold]extracted[/] features of {extracted.videos} videos in {extracted.wall_seconds:.1f} s")
+    table = Table(title="what vidlens found", show_lines=True)
+    for col in ("id", "title", "media", "speech (ASR)", "on-screen text (OCR)", "visual concepts"):
+        table.add_column(col, overflow="fold")
     for r in report.results:
         if r.video_id is None:
             continue
         v = lib.get(r.video_id)
-        size = f"{v['width']}×{v['height']}" if v["width"] else "-"
-        table.add_row(v["id"][:10], v["title"] or "", v["container"] or "", f"{v['duration']:.2f} s", size,
-                      v["video_codec"] or "-", v["audio_codec"] or "-")
+        fs = lib.features(r.video_id)
+        media = f"{v['container']} {v['duration']:.1f} s"
+        media += f"\n{v['width']}×{v['height']} {v['video_codec']}" if v["has_video"] else "\nno video"
+        media += f"\n{v['audio_codec']}" if v["has_audio"] else "\nno audio"
+        asr = fs.results.get("asr", {})
+        speech = f"[{asr.get('language')}] {fs.texts['asr']}" if fs.texts["asr"] else asr.get("message") or "-"
+        table.add_row(v["id"][:10], v["title"] or "", media, speech, fs.texts["ocr"] or "-",
+                      fs.texts["concepts"] or "-")
     out.print(table)
-    if report.failed:
+    if extracted.errors:
+        for e in extracted.errors:
+            err.print(f"[red]failed[/] {e['video_id']} {e['feature']}: {e['message']}", highlight=False)
+    if report.failed or extracted.errors:
         sys.exit(1)

@@ -71,17 +71,19 @@ class EncoderBank:
 
     def asr(self, wave: np.ndarray, language: str | None = None) -> dict[str, Any]:
         """16 kHz mono waveform → transcript dict (language, text, segments with start/end/text)."""
-        enc = self.encoder("asr")
-        result = enc.transcribe(wave, language=language)
-        return dict(result)
+        result = dict(self.encoder("asr").transcribe(wave, language=language))
+        result["text"] = (result.get("text") or "").strip()
+        result["segments"] = [{"start": round(float(a), 2), "end": round(float(b), 2), "text": t.strip()}
+                              for a, b, t in result.get("segments", [])]
+        return result
 
     def ocr(self, frames: np.ndarray, times: np.ndarray, max_frames: int) -> dict[str, Any]:
-        """Sampled frames → de-duplicated on-screen text lines with first/last time seen."""
+        """Sampled frames → de-duplicated on-screen text lines (``text``, ``first_seen``, ``last_seen``, …)."""
         from vidlens.encoders.ocr import dedupe_lines, select_ocr_frames
 
         if max_frames <= 0 or len(frames) == 0:
             return {"lines": [], "text": "", "frames_read": []}
-        chosen = select_ocr_frames(frames, max_frames=max_frames)
+        chosen = select_ocr_frames(frames, times, max_frames=max_frames)
         per_frame = self.encoder("ocr").encode_batch([frames[i] for i in chosen])
         lines = dedupe_lines([float(times[i]) for i in chosen], per_frame)
         return {

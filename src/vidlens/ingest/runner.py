@@ -241,6 +241,9 @@ class Ingestor:
         def drain_one() -> None:
             item, fut = pending.popleft()
             if isinstance(fut, str):  # fast path: path unchanged since last time
+                if item.metadata is None and not item.warnings:
+                    finish(ItemResult(item.label, "unchanged", fut))  # nothing to write at all
+                    return
                 opened = _Opened(fut, 0, 0, None)
                 st = os.stat(item.path)  # type: ignore[arg-type]
                 opened.size, opened.mtime_ns = st.st_size, st.st_mtime_ns

@@ -1,0 +1,43 @@
+"""Extraction with the real pretrained encoders, end to end through the CLI (one short clip)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def vidlens(*args):
+    proc = subprocess.run([sys.executable, "-m", "vidlens", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, f"vidlens {args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_extract_and_show_with_real_encoders(tmp_path, clip_factory):
+    clip = clip_factory(duration=4.0, size=(480, 270), speech="Hello, welcome to my cooking show.", lang="en",
+                        text="HELLO 2026")
+    lib = tmp_path / "lib"
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"path": str(clip), "title": "红烧肉的做法"}, ensure_ascii=False) + "\n")
+    vidlens("-L", lib, "ingest", "-q", manifest)
+    report = json.loads(vidlens("-L", lib, "extract", "--json"))
+    assert report["videos"] == 1 and not report["errors"]
+    vid = json.loads(vidlens("-L", lib, "export").splitlines()[0])["id"]
+    shown = json.loads(vidlens("-L", lib, "show", "--json", vid))
+    feats = shown["features"]
+    assert feats["frames"]["pooled"] == [1280] and feats["frames"]["sequence"] == [4, 1280]
+    assert feats["audio"]["pooled"] == [512]
+    assert feats["cover"]["pooled"] == [1280]
+    assert feats["text.title"]["pooled"] == [512] and feats["text.summary"] == "absent"
+    asr = shown["results"]["asr"]
+    assert asr["language"] == "en"
+    assert "welcome" in asr["text"].lower() or "cooking" in asr["text"].lower(), asr["text"]
+    assert "HELLO" in shown["texts"]["ocr"].upper(), shown["texts"]["ocr"]
+    assert shown["results"]["frames"]["concepts"]
+    assert (lib / "thumbnails" / f"{vid}.jpg").exists()
+    # a second run does nothing
+    again = json.loads(vidlens("-L", lib, "extract", "--json"))
+    assert again["features"] == {}
