@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg espeak-ng fonts-noto-cjk)
+APT_PACKAGES=(ffmpeg espeak-ng fonts-noto-cjk chromium)
 PY=${PYTHON:-python3.11}
 VENV=.venv
 
