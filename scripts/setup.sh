@@ -28,17 +28,22 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV with $PY"
   "$PY" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+pip_quiet() {
+  # This machine's pip config names local index folders that may be absent; their warnings are noise.
+  "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 
 # A stamp of the inputs that decide what is installed: a change to either re-runs pip.
-stamp_src=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+stamp_src=$(cat pyproject.toml scripts/setup.sh scripts/constraints.txt | sha256sum | cut -d' ' -f1)
 stamp_file=$VENV/.vidlens-setup-stamp
 if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_src" ]; then
   log "installing Python packages (torch 2.13.0 CPU first)"
-  "${PIP[@]}" install torch==2.13.0
+  pip_quiet install torch==2.13.0
   # aisfx pins an old numpy/librosa: take it without its dependencies (DESIGN.md).
-  "${PIP[@]}" install --no-deps aisfx==0.1.2
-  "${PIP[@]}" install -e ".[all]"
+  pip_quiet install --no-deps aisfx==0.1.2
+  # Versions known to work together (pip freeze of a working set-up): no resolver backtracking.
+  pip_quiet install -c scripts/constraints.txt -e ".[all]"
   echo "$stamp_src" > "$stamp_file"
 else
   log "Python packages up to date"
