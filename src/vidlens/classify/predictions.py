@@ -1,0 +1,109 @@
+"""`Predictions`: what any classifier (trained or zero-shot) says about N videos, and its JSON lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vidlens.taxonomy import Taxonomy
+
+
+@dataclass
+class Predictions:
+    """Category scores for N videos.
+
+    Attributes:
+        ids: video ids.
+        taxonomy: the category tree the columns index into.
+        l2_probs: (N, C2) confidences of the L2 classes (for softmax heads a distribution over
+            consistent (L1, L2) pairs).
+        l1_probs: (N, C1) confidences of the L1 classes.
+        present: modality -> (N,) bool, the modalities each video had.
+        method: ``trained`` or ``zero-shot``.
+        model: name of the model that made them.
+        modality_weights: modality -> (N,) attention weight, when the fusion attends over modalities.
+        independent_l1: (N,) argmax of a separate L1 head, when the model has one (before consistent
+            decoding; used to measure how often the two heads disagree).
+        independent_l2: (N,) argmax of the raw L2 scores (before consistent decoding).
+        labels: (N, C2) bool per-class decisions of a multi-label head.
+    """
+
+    ids: list[str]
+    taxonomy: Taxonomy
+    l2_probs: np.ndarray
+    l1_probs: np.ndarray
+    present: dict[str, np.ndarray] = field(default_factory=dict)
+    method: str = "trained"
+    model: str = ""
+    modality_weights: dict[str, np.ndarray] | None = None
+    independent_l1: np.ndarray | None = None
+    independent_l2: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def l2_pred(self) -> np.ndarray:
+        """(N,) predicted L2 index."""
+        return self.l2_probs.argmax(axis=1)
+
+    @property
+    def l1_pred(self) -> np.ndarray:
+        """(N,) predicted L1 index: always the parent of the predicted L2."""
+        return self.taxonomy.l2_to_l1[self.l2_pred]
+
+    def top_k(self, k: int) -> np.ndarray:
+        """(N, k) L2 indices by decreasing confidence."""
+        k = min(k, self.l2_probs.shape[1])
+        part = np.argpartition(-self.l2_probs, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(-self.l2_probs, part, axis=1).argsort(axis=1, kind="stable")
+        return np.take_along_axis(part, order, axis=1)
+
+    def records(self, top_k: int = 5, titles: list[str] | None = None) -> list[dict[str, Any]]:
+        """One JSON-ready dict per video, like PaddleVideo's output::
+
+            {"id": ..., "title": ..., "l1": "美食", "l2": "家常菜",
+             "confidence": {"l1": 0.91, "l2": 0.84},
+             "top_k": [{"l1": "美食", "l2": "家常菜", "confidence": 0.84}, ...],
+             "modalities": ["frames", "title"], "modality_weights": {...},
+             "method": "trained", "model": "my-classifier"}
+        """
+        l1_names, l2_names = self.taxonomy.l1_names, self.taxonomy.l2_names
+        parents = self.taxonomy.l2_to_l1
+        top = self.top_k(top_k)
+        l2_pred, l1_pred = self.l2_pred, self.l1_pred
+        out = []
+        for i, vid in enumerate(self.ids):
+            record: dict[str, Any] = {"id": vid}
+            if titles is not None:
+                record["title"] = titles[i]
+            record.update(
+                l1=l1_names[l1_pred[i]],
+                l2=l2_names[l2_pred[i]],
+                confidence={
+                    "l1": round(float(self.l1_probs[i, l1_pred[i]]), 4),
+                    "l2": round(float(self.l2_probs[i, l2_pred[i]]), 4),
+                },
+                top_k=[
+                    {"l1": l1_names[parents[j]], "l2": l2_names[j], "confidence": round(float(self.l2_probs[i, j]), 4)}
+                    for j in top[i]
+                ],
+                modalities=[m for m, mask in self.present.items() if mask[i]],
+            )
+            if self.labels is not None:
+                record["labels"] = [l2_names[j] for j in np.flatnonzero(self.labels[i])]
+            if self.modality_weights:
+                record["modality_weights"] = {
+                    m: round(float(w[i]), 4) for m, w in self.modality_weights.items()
+                }
+            record["method"] = self.method
+            if self.model:
+                record["model"] = self.model
+            out.append(record)
+        return out
+
+
+__all__ = ["Predictions"]

@@ -1,0 +1,344 @@
+"""End-to-end calls behind ``vidlens train``, ``vidlens evaluate`` and ``vidlens classify``.
+
+Each is a plain function over the library and the classify building blocks; the CLI only parses
+options and prints.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vidlens.classify.config import TrainConfig
+from vidlens.classify.dataset import ClassificationDataset, DatasetError, make_splits
+from vidlens.classify.evaluation import Evaluation, evaluate
+from vidlens.classify.metrics import classification_metrics
+from vidlens.classify.report import write_report
+from vidlens.classify.sources import (
+    ModalitySource,
+    TextEmbedder,
+    dataset_from_library,
+    dataset_from_rows,
+    read_rows,
+    taxonomy_from_rows,
+)
+from vidlens.classify.trained import CLASSIFIER_FILE, TrainedClassifier
+from vidlens.classify.trainer import fit
+from vidlens.classify.zeroshot import ZeroShotClassifier, embedder_for_library
+from vidlens.errors import ConfigError, NotFoundError
+from vidlens.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from vidlens.library import Library
+
+
+def load_taxonomy(spec: str, rows: Sequence[dict] | None = None, labels: Sequence[str] | None = None) -> Taxonomy:
+    """``"default"`` (shipped), ``"from-data"`` (the label pairs in ``rows``) or a taxonomy file."""
+    if spec == "default":
+        return Taxonomy.default()
+    if spec == "from-data":
+        if rows is None or not labels:
+            raise ConfigError("data.taxonomy: 'from-data' needs rows and label columns")
+        return taxonomy_from_rows(rows, labels)
+    return Taxonomy.load(spec)
+
+
+def build_dataset(
+    config: TrainConfig,
+    lib: Library | None = None,
+    embedder: TextEmbedder | None = None,
+    progress: bool = False,
+) -> ClassificationDataset:
+    """The labelled dataset a training config describes.
+
+    Args:
+        config: the config (``data`` section used).
+        lib: the library, for source ``library``.
+        embedder: text encoder for source ``rows`` (default: ``data.text_encoder`` with ``data.cache_dir``).
+        progress: progress bar while embedding text rows.
+    """
+    data = config.data
+    if data.source == "library":
+        if lib is None:
+            raise ConfigError("data.source is 'library' but no library was given")
+        taxonomy = load_taxonomy(data.taxonomy)
+        sources = [ModalitySource(m.name, m.feature, m.kind) for m in config.model.modalities]
+        return dataset_from_library(lib, sources, taxonomy, skip_unusable=data.skip_unusable)
+    rows = read_rows(data.path)
+    taxonomy = load_taxonomy(data.taxonomy, rows, data.labels)
+    fields = data.fields or {m.name: [m.name] for m in config.model.modalities}
+    text_branch = any((m.kind or "text") == "text" for m in config.model.modalities)
+    embedder = embedder or TextEmbedder(data.text_encoder, cache_dir=data.cache_dir)
+    return dataset_from_rows(
+        rows,
+        taxonomy,
+        fields=fields,
+        labels=data.labels,
+        embedder=embedder,
+        id_field=data.id_field,
+        text_branch=text_branch,
+        skip_bad_labels=data.skip_bad_labels,
+        name=Path(data.path).stem,
+        progress=progress,
+    )
+
+
+def train_from_config(
+    config: TrainConfig,
+    lib: Library | None = None,
+    out: str | os.PathLike | None = None,
+    *,
+    embedder: TextEmbedder | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> tuple[TrainedClassifier, Path]:
+    """Build the data, split it (fixed, seeded), train, measure on validation and test, save.
+
+    Args:
+        config: the training config.
+        lib: the library (needed for source 'library'; gives the default output folder).
+        out: model folder (default ``LIBRARY/models/<config.name>``).
+        embedder: text encoder for source 'rows'.
+        progress: progress bars.
+        log: one line per epoch.
+
+    Returns:
+        The classifier and the folder it was saved to.
+    """
+    if out is None:
+        if lib is None:
+            raise ConfigError("no output folder: give a library or an output folder")
+        out = lib.folder("models") / config.name
+    dataset = build_dataset(config, lib, embedder, progress)
+    labelled = dataset.labelled
+    if labelled.sum() < 2:
+        raise DatasetError(f"only {int(labelled.sum())} labelled item(s); training needs more")
+    s = config.data.split
+    splits = make_splits(dataset.l2, val=s.val, test=s.test, seed=s.seed)
+    result = fit(config, dataset, splits, progress=progress, log=log)
+    classifier = result.classifier
+    card = dict(classifier.metrics)
+    card["data"] = dataset.describe()
+    for split in ("val", "test"):
+        if len(splits[split]):
+            sub = dataset.subset(splits[split])
+            pred = classifier.predict(sub, config.train.eval_batch_size)
+            card[split] = classification_metrics(pred, sub.l2, sub.multi_hot() if any(sub.extra_l2) else None)
+    classifier.metrics = card
+    folder = classifier.save(out)
+    return classifier, folder
+
+
+# ---- finding and loading models ------------------------------------------------------------------
+
+
+def find_model(ref: str | None, lib: Library | None) -> Path | None:
+    """A model folder: ``ref`` as a path, or a name under ``LIBRARY/models``; without ``ref`` the most
+    recently saved model of the library, or None when it has none.
+
+    Raises:
+        NotFoundError: ``ref`` names no model.
+    """
+    if ref:
+        path = Path(ref)
+        if (path / CLASSIFIER_FILE).is_file():
+            return path
+        if lib is not None and (lib.root / "models" / ref / CLASSIFIER_FILE).is_file():
+            return lib.root / "models" / ref
+        known = ", ".join(list_models(lib)) if lib is not None else ""
+        raise NotFoundError(f"no trained classifier {ref!r}" + (f"; the library has: {known}" if known else ""))
+    if lib is None:
+        return None
+    folders = [lib.root / "models" / n for n in list_models(lib)]
+    if not folders:
+        return None
+    return max(folders, key=lambda p: (p / CLASSIFIER_FILE).stat().st_mtime)
+
+
+def list_models(lib: Library) -> list[str]:
+    """Names of the trained classifiers in a library."""
+    root = lib.root / "models"
+    return sorted(p.name for p in root.iterdir() if (p / CLASSIFIER_FILE).is_file()) if root.is_dir() else []
+
+
+def zero_shot_for_library(lib: Library, taxonomy: Taxonomy | None = None) -> ZeroShotClassifier:
+    """A zero-shot classifier over the library's text features (default taxonomy unless given)."""
+    return ZeroShotClassifier(taxonomy or Taxonomy.default(), embedder_for_library(lib))
+
+
+# ---- evaluation ----------------------------------------------------------------------------------
+
+
+def model_dataset(
+    classifier: TrainedClassifier, lib: Library | None, embedder: TextEmbedder | None = None
+) -> ClassificationDataset:
+    """The labelled data a trained classifier was trained on (its training config's data section)."""
+    if classifier.train_config is None:
+        raise ConfigError(f"model {classifier.name!r} has no training config; pass the data explicitly")
+    config = TrainConfig.from_dict(classifier.train_config, where=f"model {classifier.name} config")
+    if config.data.source == "library":
+        if lib is None:
+            raise ConfigError("this model was trained on a library; open it (-L LIBRARY)")
+        return classifier.dataset_from_library(lib, require_labels=True, skip_unusable=config.data.skip_unusable)
+    rows = read_rows(config.data.path)
+    fields = config.data.fields or {m: [m] for m in classifier.sources}
+    embedder = embedder or TextEmbedder(config.data.text_encoder, cache_dir=config.data.cache_dir)
+    text_branch = any(s["kind"] == "text" for s in classifier.sources.values())
+    return dataset_from_rows(
+        rows, classifier.taxonomy, fields=fields, labels=config.data.labels, embedder=embedder,
+        id_field=config.data.id_field, text_branch=text_branch, skip_bad_labels=config.data.skip_bad_labels,
+        name=Path(config.data.path).stem,
+    )
+
+
+def evaluate_model(
+    classifier: TrainedClassifier | ZeroShotClassifier,
+    dataset: ClassificationDataset,
+    *,
+    split: str = "test",
+    report: str | os.PathLike | None = None,
+    ablation: bool = True,
+) -> tuple[Evaluation, Path | None]:
+    """Evaluate on a split of ``dataset`` (the model's saved split by ids; ``all`` for every labelled
+    item) and optionally write the HTML report.
+
+    Raises:
+        DatasetError: the split is unknown or empty.
+    """
+    if split != "all":
+        if not isinstance(classifier, TrainedClassifier) or split not in classifier.splits:
+            raise DatasetError(f"split {split!r} is not known for this model; use 'all' or one of "
+                               f"{sorted(getattr(classifier, 'splits', {}) or {}) or ['all']}")
+        known = set(dataset.ids)
+        ids = [i for i in classifier.splits[split] if i in known]
+        if not ids:
+            raise DatasetError(f"split {split!r} is empty in this data")
+        dataset = dataset.select_ids(ids)
+    else:
+        dataset = dataset.subset(np.flatnonzero(dataset.labelled))
+    if isinstance(classifier, TrainedClassifier):
+        ev = evaluate(classifier.predict, dataset, name=classifier.name, method="trained", split=split,
+                      ablation=ablation, history=classifier.metrics.get("history"))
+    else:
+        ev = evaluate(classifier.predict, dataset, name=classifier.name, method="zero-shot", split=split,
+                      ablation=ablation)
+    path = None
+    if report is not None:
+        path = write_report(ev, report, extra={"data": dataset.describe()})
+    return ev, path
+
+
+def default_report_path(lib: Library, name: str, split: str) -> Path:
+    """``LIBRARY/reports/eval-<name>-<split>-<time>.html``."""
+    return lib.folder("reports") / f"eval-{name}-{split}-{time.strftime('%Y%m%d-%H%M%S')}.html"
+
+
+# ---- prediction ----------------------------------------------------------------------------------
+
+
+def classify_library(
+    lib: Library,
+    classifier: TrainedClassifier | ZeroShotClassifier,
+    ids: list[str] | None = None,
+    top_k: int = 5,
+) -> list[dict[str, Any]]:
+    """One JSON-ready record per video (see :meth:`Predictions.records`); videos the classifier cannot
+    read (none of its modalities) get ``{"id", "error"}`` instead.
+
+    Raises:
+        ModelVersionError: the library's features come from other encoder versions.
+    """
+    if ids is not None:
+        with lib.store.session() as s:
+            ids = [lib.store.resolve_id(s, ref) for ref in ids]
+    try:
+        dataset = classifier.dataset_from_library(lib, ids=ids, require_labels=False)
+    except DatasetError as exc:
+        if "none of the" in str(exc) or "no text features" in str(exc):
+            wanted = ids if ids is not None else [v["id"] for v in lib.videos()]
+            return [{"id": vid, "error": str(exc)} for vid in wanted]
+        raise
+    pred = classifier.predict(dataset)
+    records = {r["id"]: r for r in pred.records(top_k=top_k, titles=dataset.titles)}
+    wanted = ids if ids is not None else [v["id"] for v in lib.videos()]
+    needs = sorted(getattr(classifier, "sources", None) or dataset.modalities)
+    return [
+        records.get(vid) or {"id": vid, "error": f"no usable modality: the classifier reads {', '.join(needs)} "
+                                               "and this video has none of them"}
+        for vid in wanted
+    ]
+
+
+def needed_modalities(classifier: TrainedClassifier | ZeroShotClassifier) -> list[str]:
+    """The ``vidlens extract`` modalities a classifier reads."""
+    if isinstance(classifier, ZeroShotClassifier):
+        return ["frames", "ocr", "asr", "text"]  # frames give the visual concept names
+    out = []
+    for s in classifier.sources.values():
+        feature = s["feature"]
+        if feature.startswith("text."):
+            field = feature.split(".", 1)[1]
+            out += {"ocr": ["ocr"], "asr": ["asr"], "concepts": ["frames"]}.get(field, [])
+            out.append("text")
+        else:
+            out.append(feature)
+    return list(dict.fromkeys(out))
+
+
+def classify_files(
+    lib: Library,
+    paths: Sequence[str | os.PathLike],
+    classifier: TrainedClassifier | ZeroShotClassifier | None,
+    *,
+    taxonomy: Taxonomy | None = None,
+    top_k: int = 5,
+    encoders: Any = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Ingest files into the library, extract what the classifier reads, and classify them.
+
+    Args:
+        lib: the library the files are added to.
+        paths: files, folders or manifests.
+        classifier: the classifier; None classifies zero-shot (over ``taxonomy``, default shipped)
+            once the text features are extracted.
+        taxonomy: for zero-shot.
+        top_k: categories listed per video.
+        encoders: an ``EncoderBank`` stand-in (tests).
+        progress: progress bars.
+
+    Returns:
+        One record per video; files that cannot be ingested get ``{"path", "error"}``.
+    """
+    report = lib.ingest(list(paths), progress=progress)
+    failed = [{"path": r.item, "error": r.message} for r in report.results if r.video_id is None]
+    ids = list(dict.fromkeys(r.video_id for r in report.results if r.video_id is not None))
+    if not ids:
+        return failed
+    needs = needed_modalities(classifier) if classifier is not None else ["frames", "ocr", "asr", "text"]
+    lib.extract(needs, ids=ids, progress=progress, encoders=encoders)
+    if classifier is None:
+        classifier = zero_shot_for_library(lib, taxonomy)
+    return classify_library(lib, classifier, ids=ids, top_k=top_k) + failed
+
+
+__all__ = [
+    "build_dataset",
+    "classify_files",
+    "classify_library",
+    "default_report_path",
+    "evaluate_model",
+    "find_model",
+    "list_models",
+    "load_taxonomy",
+    "model_dataset",
+    "needed_modalities",
+    "train_from_config",
+    "zero_shot_for_library",
+]
+

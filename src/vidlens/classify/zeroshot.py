@@ -1,0 +1,203 @@
+"""Zero-shot classification before any training: category names meet the video's text.
+
+Every category is described by its name, aliases, description and keywords; the multilingual text
+encoder embeds these (their mean, normalised, is the category's vector). A video's text vectors — title,
+summary, product text, OCR, ASR and the names of the visual concepts its frames show, all made by the
+same encoder — are compared with them by cosine similarity, weighted per field over the fields the
+video has. Decoding is hierarchical and consistent: the score of an L2 is its own similarity plus
+``l1_weight`` times its parent's, a softmax over L2 gives the confidences, an L1's confidence is the
+sum over its children, and the predicted L1 is always the parent of the predicted L2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vidlens.classify.dataset import ClassificationDataset, DatasetError
+from vidlens.classify.predictions import Predictions
+from vidlens.classify.sources import ModalitySource, TextEmbedder, dataset_from_library
+from vidlens.features.featureset import TEXT_FIELDS
+from vidlens.models.versions import ModelVersionError
+from vidlens.taxonomy import Category, Taxonomy
+
+if TYPE_CHECKING:
+    from vidlens.library import Library
+
+DEFAULT_FIELD_WEIGHTS: dict[str, float] = {
+    "title": 1.0,
+    "summary": 0.6,
+    "product": 0.8,
+    "ocr": 0.4,
+    "asr": 0.5,
+    "concepts": 0.3,
+}
+
+
+def category_texts(category: Category) -> list[str]:
+    """The strings that describe a category: name, aliases, description and its keywords."""
+    texts = [category.name, *category.aliases]
+    if category.description:
+        texts.append(category.description)
+    if category.keywords:
+        texts.append("、".join(category.keywords))
+    return [t for t in texts if t.strip()]
+
+
+class ZeroShotClassifier:
+    """Classifies from text similarity to the category descriptions (see the module docstring).
+
+    Args:
+        taxonomy: the category tree.
+        embedder: the text encoder that made the videos' text vectors.
+        field_weights: text field -> weight (default :data:`DEFAULT_FIELD_WEIGHTS`; others weigh 1).
+        l1_weight: weight of the parent's similarity in an L2's score.
+        temperature: softmax temperature of the confidences.
+        name: shown in outputs.
+    """
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        embedder: TextEmbedder,
+        field_weights: Mapping[str, float] | None = None,
+        l1_weight: float = 0.5,
+        temperature: float = 0.05,
+        name: str = "zero-shot",
+    ):
+        self.taxonomy = taxonomy
+        self.embedder = embedder
+        self.field_weights = dict(DEFAULT_FIELD_WEIGHTS if field_weights is None else field_weights)
+        self.l1_weight = l1_weight
+        self.temperature = temperature
+        self.name = name
+        self.l1_vectors_: np.ndarray | None = None
+        self.l2_vectors_: np.ndarray | None = None
+
+    @property
+    def encoder_version(self) -> str:
+        """The text encoder version the video text vectors must come from."""
+        return self.embedder.version
+
+    def category_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(C1, D) and (C2, D) unit vectors of the categories (computed once)."""
+        if self.l1_vectors_ is None or self.l2_vectors_ is None:
+            cats = {c.name: c for c in self.taxonomy.categories}
+            names = [*self.taxonomy.l1_names, *self.taxonomy.l2_names]
+            texts = [category_texts(cats[n]) for n in names]
+            flat = [t for group in texts for t in group]
+            vectors = self.embedder.encode(flat)
+            out = np.zeros((len(names), vectors.shape[1]), np.float32)
+            start = 0
+            for i, group in enumerate(texts):
+                v = vectors[start : start + len(group)].mean(axis=0)
+                out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+                start += len(group)
+            self.l1_vectors_ = out[: self.taxonomy.num_l1]
+            self.l2_vectors_ = out[self.taxonomy.num_l1 :]
+        return self.l1_vectors_, self.l2_vectors_
+
+    def _text_modalities(self, dataset: ClassificationDataset) -> list[str]:
+        names = [n for n, m in dataset.modalities.items() if m.feature.startswith("text.")]
+        if not names:
+            raise DatasetError("zero-shot classification needs text features (text.title, text.ocr, …); none given")
+        return names
+
+    def check(self, dataset: ClassificationDataset) -> None:
+        """Raise ``ModelVersionError`` if the text vectors come from another encoder than ``embedder``."""
+        features = [dataset.modalities[n].feature for n in self._text_modalities(dataset)]
+        differences = {
+            f: (self.encoder_version, dataset.encoder_versions.get(f))
+            for f in features
+            if dataset.encoder_versions.get(f) != self.encoder_version
+        }
+        if differences:
+            raise ModelVersionError("zero-shot classifier", differences)
+
+    def scores(self, dataset: ClassificationDataset) -> tuple[np.ndarray, np.ndarray]:
+        """(N, C1) and (N, C2) field-weighted cosine similarities."""
+        self.check(dataset)
+        l1_vec, l2_vec = self.category_vectors()
+        n = len(dataset)
+        s1 = np.zeros((n, len(l1_vec)), np.float32)
+        s2 = np.zeros((n, len(l2_vec)), np.float32)
+        total = np.zeros(n, np.float32)
+        for name in self._text_modalities(dataset):
+            m = dataset.modalities[name]
+            field = m.feature.split(".", 1)[1]
+            w = self.field_weights.get(field, 1.0) * m.present.astype(np.float32)
+            vec = m.vectors / np.maximum(np.linalg.norm(m.vectors, axis=1, keepdims=True), 1e-12)
+            s1 += w[:, None] * (vec @ l1_vec.T)
+            s2 += w[:, None] * (vec @ l2_vec.T)
+            total += w
+        total = np.maximum(total, 1e-12)[:, None]
+        return s1 / total, s2 / total
+
+    def predict(self, dataset: ClassificationDataset) -> Predictions:
+        """Consistent L1/L2 predictions for every row (rows without text get uniform confidences).
+
+        Raises:
+            ModelVersionError: the text vectors come from another encoder.
+            DatasetError: the dataset has no text features.
+        """
+        s1, s2 = self.scores(dataset)
+        parents = self.taxonomy.l2_to_l1
+        joint = (s2 + self.l1_weight * s1[:, parents]) / self.temperature
+        joint -= joint.max(axis=1, keepdims=True)
+        l2_probs = np.exp(joint)
+        l2_probs /= l2_probs.sum(axis=1, keepdims=True)
+        l1_probs = np.zeros_like(s1)
+        np.add.at(l1_probs.T, parents, l2_probs.T)
+        present = {n: m.present.copy() for n, m in dataset.modalities.items()}
+        return Predictions(
+            ids=list(dataset.ids),
+            taxonomy=self.taxonomy,
+            l2_probs=l2_probs,
+            l1_probs=l1_probs,
+            present=present,
+            method="zero-shot",
+            model=self.name,
+            independent_l1=s1.argmax(axis=1),
+            independent_l2=s2.argmax(axis=1),
+        )
+
+    def dataset_from_library(
+        self, lib: Library, ids: list[str] | None = None, require_labels: bool = False
+    ) -> ClassificationDataset:
+        """The text vectors of a library's videos (all, or ``ids``), as zero-shot input."""
+        have = set(lib.vectors.features())
+        fields = [ModalitySource(f, kind="vector") for f in TEXT_FIELDS if f"text.{f}" in have]
+        if not fields:
+            raise DatasetError(
+                f"{lib.root}: no text features extracted yet; run `vidlens extract --modalities text` first"
+            )
+        return dataset_from_library(
+            lib, fields, self.taxonomy, ids=ids, require_labels=require_labels, skip_unusable=True,
+            read_labels=require_labels, dims={f.name: self.category_vectors()[0].shape[1] for f in fields},
+        )
+
+
+def embedder_for_library(lib: Library, cache_dir=None) -> TextEmbedder:
+    """The text encoder that made a library's text features (by the name in their keys).
+
+    Raises:
+        DatasetError: the library has no text features.
+        ModelVersionError: the installed encoder of that name has another version.
+    """
+    for field in TEXT_FIELDS:
+        matrix = lib.feature_matrix(f"text.{field}")
+        if matrix.keys:
+            key = matrix.keys[0].split("#", 1)[0]
+            name = key.split("@", 1)[0]
+            embedder = TextEmbedder(name, cache_dir=cache_dir)
+            if embedder.version != key:
+                raise ModelVersionError(
+                    "zero-shot classifier", {f"text.{field}": (embedder.version, key)}
+                )
+            return embedder
+    raise DatasetError(f"{lib.root}: no text features extracted yet; run `vidlens extract --modalities text` first")
+
+
+__all__ = ["DEFAULT_FIELD_WEIGHTS", "ZeroShotClassifier", "category_texts", "embedder_for_library"]

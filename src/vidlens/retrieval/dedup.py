@@ -1,0 +1,264 @@
+"""Near-duplicate detection: frame-level descriptors, candidate search, temporal alignment.
+
+Descriptors (the Meta VSC 2022 budget: ≤ 512-d, ≤ 1 per second): each sampled frame's embedding from the
+frame CNN (stored as the ``frames`` sequence, 1 per second by default) is PCA-whitened to at most 256-d
+and L2-normalised. Whitening removes the directions every frame shares (CNN features are all positive,
+so raw cosines between unrelated frames are high) and spreads the rest, which is what makes a
+re-encoded, resized, cropped, letterboxed or logo-stamped copy stand out from merely similar footage.
+
+Matching two videos: a video-level descriptor (the mean of its frame descriptors) finds candidates
+through a vector index; each candidate pair is then aligned on the frame-similarity matrix by a local
+alignment (Smith–Waterman style) whose steps (1,1), (1,2), (2,1) admit speed changes between ½× and 2×
+and whose local nature admits trimming. The score is the mean frame similarity along the best path,
+the matching segment is where that path starts and ends in each video.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vidlens.retrieval.embedder import l2n
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.5
+MATCH_BIAS = 0.15  # frame pairs below this similarity cost the path instead of extending it
+
+
+@dataclass
+class FrameWhitening:
+    """PCA whitening of frame embeddings into short, comparable descriptors.
+
+    Args:
+        dim: descriptor size (≤ 512; capped by the input size and the number of frames fitted on).
+        shrink: regulariser added to the eigenvalues as a fraction of their mean (stops tiny directions
+            from being blown up into noise).
+        min_frames: below this many frames the model only centres (no reliable covariance).
+    """
+
+    dim: int = 256
+    shrink: float = 0.1
+    min_frames: int = 64
+    mean_: np.ndarray | None = None
+    projection_: np.ndarray | None = None
+
+    def fit(self, frames: np.ndarray, max_frames: int = 50_000, seed: int = 0) -> FrameWhitening:
+        """Learn the whitening from ``(N, D)`` frame embeddings."""
+        x = l2n(np.asarray(frames, np.float32))
+        if len(x) > max_frames:
+            x = x[np.random.default_rng(seed).choice(len(x), max_frames, replace=False)]
+        self.mean_ = x.mean(axis=0) if len(x) else None
+        if len(x) < self.min_frames:
+            self.projection_ = None
+            return self
+        xc = x - self.mean_
+        cov = (xc.T @ xc) / max(1, len(xc) - 1)
+        vals, vecs = np.linalg.eigh(cov.astype(np.float64))
+        order = np.argsort(vals)[::-1]
+        keep = order[: min(self.dim, x.shape[1], len(x) - 1)]
+        vals, vecs = vals[keep], vecs[:, keep]
+        reg = self.shrink * float(vals.mean()) if len(vals) else 0.0
+        self.projection_ = (vecs / np.sqrt(np.maximum(vals, 0) + reg + 1e-12)).astype(np.float32)
+        return self
+
+    def transform(self, frames: np.ndarray) -> np.ndarray:
+        """``(T, D)`` embeddings → ``(T, d)`` unit descriptors."""
+        x = l2n(np.asarray(frames, np.float32))
+        if self.mean_ is not None:
+            x = x - self.mean_
+        if self.projection_ is not None:
+            x = x @ self.projection_
+        return l2n(x)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays for ``np.savez``."""
+        out = {"dim": np.array(self.dim), "shrink": np.array(self.shrink)}
+        if self.mean_ is not None:
+            out["mean"] = self.mean_
+        if self.projection_ is not None:
+            out["projection"] = self.projection_
+        return out
+
+    @classmethod
+    def from_state(cls, state: Any) -> FrameWhitening:
+        """Rebuild from :meth:`state` (or the loaded npz)."""
+        return cls(dim=int(state["dim"]), shrink=float(state["shrink"]),
+                   mean_=state["mean"] if "mean" in state else None,
+                   projection_=state["projection"] if "projection" in state else None)
+
+
+@dataclass
+class Alignment:
+    """The best temporal match of two descriptor sequences.
+
+    Attributes:
+        score: mean frame similarity along the matched path (0 when nothing matches).
+        pairs: matched (frame of a, frame of b) indices, in time order.
+        peak: the highest single frame similarity.
+    """
+
+    score: float
+    pairs: list[tuple[int, int]] = field(default_factory=list)
+    peak: float = 0.0
+
+    def segments(self, times_a: np.ndarray, times_b: np.ndarray, step: float = 1.0
+                 ) -> tuple[list[float], list[float]]:
+        """``[start, end]`` seconds of the matching part in each video (end includes one sampling step)."""
+        if not self.pairs:
+            return [], []
+        (i0, j0), (i1, j1) = self.pairs[0], self.pairs[-1]
+        return ([round(float(times_a[i0]), 3), round(float(times_a[i1]) + step, 3)],
+                [round(float(times_b[j0]), 3), round(float(times_b[j1]) + step, 3)])
+
+
+def align(a: np.ndarray, b: np.ndarray, bias: float = MATCH_BIAS) -> Alignment:
+    """Local temporal alignment of two ``(T, d)`` unit descriptor sequences.
+
+    Cell gain is ``sim - bias``; a path moves by (1,1), (1,2) or (2,1) frames, so one video may run up
+    to twice as fast as the other, and starts and ends anywhere (trimmed copies).
+    """
+    if len(a) == 0 or len(b) == 0:
+        return Alignment(0.0)
+    sim = np.asarray(a, np.float32) @ np.asarray(b, np.float32).T
+    gain = sim - bias
+    ta, tb = sim.shape
+    h = np.zeros((ta, tb), np.float32)
+    back = np.full((ta, tb, 2), -1, np.int32)
+    for i in range(ta):
+        for j in range(tb):
+            best, prev = 0.0, (-1, -1)
+            for di, dj in ((1, 1), (1, 2), (2, 1)):
+                pi, pj = i - di, j - dj
+                if pi >= 0 and pj >= 0 and h[pi, pj] > best:
+                    best, prev = float(h[pi, pj]), (pi, pj)
+            value = gain[i, j] + best
+            if value > 0:
+                h[i, j] = value
+                back[i, j] = prev
+    i, j = np.unravel_index(int(np.argmax(h)), h.shape)
+    if h[i, j] <= 0:
+        # nothing beats the bias: report the single best pair so that scores still rank
+        i, j = np.unravel_index(int(np.argmax(sim)), sim.shape)
+        return Alignment(float(sim[i, j]), [(int(i), int(j))], float(sim.max()))
+    pairs = []
+    while i >= 0 and j >= 0:
+        pairs.append((int(i), int(j)))
+        i, j = back[i, j]
+    pairs.reverse()
+    score = float(np.mean([sim[p] for p in pairs]))
+    return Alignment(score, pairs, float(sim.max()))
+
+
+@dataclass
+class VideoDescriptors:
+    """Frame descriptors of one video and the times they were sampled at."""
+
+    id: str
+    descriptors: np.ndarray
+    times: np.ndarray
+
+    @property
+    def global_descriptor(self) -> np.ndarray:
+        """The normalised mean of the frame descriptors (for candidate search)."""
+        return l2n(self.descriptors.mean(axis=0, keepdims=True))[0]
+
+
+def library_descriptors(lib: Any, whitening: FrameWhitening | None = None, fit: bool = True
+                        ) -> tuple[list[VideoDescriptors], FrameWhitening]:
+    """Frame descriptors of every video of ``lib`` that has a ``frames`` sequence.
+
+    Args:
+        lib: the library.
+        whitening: a fitted model to use; default: fit one on the library's frames.
+        fit: fit ``whitening`` on this library (ignored when ``whitening`` is given and fitted).
+    """
+    seqs: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for video in lib.videos():
+        fs = lib.features(video["id"])
+        seq = fs.sequence("frames") if fs.present.get("frames") else None
+        if seq is None or len(seq) == 0:
+            continue
+        times = np.asarray((fs.results.get("frames") or {}).get("times") or np.arange(len(seq)), np.float32)
+        if len(times) != len(seq):
+            times = np.arange(len(seq), dtype=np.float32)
+        seqs.append((video["id"], np.asarray(seq, np.float32), times))
+    if whitening is None or (fit and whitening.mean_ is None):
+        whitening = (whitening or FrameWhitening()).fit(np.concatenate([s for _, s, _ in seqs])
+                                                         if seqs else np.zeros((0, 1), np.float32))
+    return [VideoDescriptors(vid, whitening.transform(s), t) for vid, s, t in seqs], whitening
+
+
+def match(a: VideoDescriptors, b: VideoDescriptors, step: float = 1.0) -> dict[str, Any]:
+    """Score and matching segments of two videos."""
+    al = align(a.descriptors, b.descriptors)
+    seg_a, seg_b = al.segments(a.times, b.times, step)
+    return {"a": a.id, "b": b.id, "score": round(al.score, 4), "segment_a": seg_a, "segment_b": seg_b,
+            "matched_frames": len(al.pairs)}
+
+
+def find_duplicates(lib: Any, threshold: float = DEFAULT_THRESHOLD, candidates: int = 10,
+                    descriptors: list[VideoDescriptors] | None = None) -> list[dict[str, Any]]:
+    """Groups of near-duplicate videos in ``lib``.
+
+    Args:
+        lib: the library (videos need the ``frames`` feature).
+        threshold: alignment score from which two videos count as copies.
+        candidates: nearest videos (by video-level descriptor) aligned per video.
+        descriptors: precomputed descriptors (default: :func:`library_descriptors`).
+
+    Returns:
+        Groups, largest first: ``{"videos": [ids], "pairs": [{a, b, score, segment_a, segment_b}]}``;
+        a group is a connected set of pairs scoring at least ``threshold``.
+    """
+    from vidlens.index import FaissIndex
+
+    if descriptors is None:
+        descriptors, _ = library_descriptors(lib)
+    if len(descriptors) < 2:
+        return []
+    step = 1.0 / float(lib.config.media.fps)
+    dim = descriptors[0].descriptors.shape[1]
+    index = FaissIndex(dim)
+    index.upsert([d.id for d in descriptors], np.stack([d.global_descriptor for d in descriptors]))
+    by_id = {d.id: d for d in descriptors}
+    hits = index.search(np.stack([d.global_descriptor for d in descriptors]), k=min(candidates + 1, len(descriptors)))
+    seen: set[tuple[str, str]] = set()
+    pairs = []
+    for d, row in zip(descriptors, hits, strict=True):
+        for h in row:
+            if h.id == d.id:
+                continue
+            key = (min(d.id, h.id), max(d.id, h.id))
+            if key in seen:
+                continue
+            seen.add(key)
+            m = match(by_id[key[0]], by_id[key[1]], step)
+            if m["score"] >= threshold:
+                pairs.append(m)
+    return _groups(pairs)
+
+
+def _groups(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for p in pairs:
+        parent[root(p["a"])] = root(p["b"])
+    groups: dict[str, dict[str, Any]] = {}
+    for p in sorted(pairs, key=lambda p: -p["score"]):
+        g = groups.setdefault(root(p["a"]), {"videos": set(), "pairs": []})
+        g["videos"].update((p["a"], p["b"]))
+        g["pairs"].append(p)
+    out = [{"videos": sorted(g["videos"]), "pairs": g["pairs"],
+            "score": max(p["score"] for p in g["pairs"])} for g in groups.values()]
+    return sorted(out, key=lambda g: (-len(g["videos"]), -g["score"]))

@@ -1,0 +1,344 @@
+"""Classification without media: splits, labels, training on synthetic features, save/load, versions,
+text-only rows, zero-shot, adding a category, metrics and the report. Tiny sizes, seconds in all."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vidlens.classify import (
+    ClassificationDataset,
+    DatasetError,
+    LabelError,
+    TextEmbedder,
+    TrainConfig,
+    TrainedClassifier,
+    classification_metrics,
+    dataset_from_rows,
+    fit,
+    kfold_splits,
+    make_splits,
+    read_rows,
+    resolve_labels,
+    taxonomy_from_rows,
+)
+from vidlens.classify.evaluation import evaluate
+from vidlens.classify.extend import add_category
+from vidlens.classify.metrics import global_average_precision
+from vidlens.classify.report import write_report
+from vidlens.classify.synthetic import make_synthetic_dataset
+from vidlens.classify.zeroshot import ZeroShotClassifier
+from vidlens.errors import ConfigError
+from vidlens.models import ModelVersionError
+from vidlens.taxonomy import Taxonomy
+
+
+class TinyTextEncoder:
+    """Character-bag vectors with the encoder interface (name, version, encode_batch)."""
+
+    name = "tiny-text"
+    version = "1"
+    dim = 32
+
+    def encode_batch(self, texts):
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            for ch in t.lower():
+                out[i, (ord(ch) * 7) % self.dim] += 1
+            out[i] /= max(np.linalg.norm(out[i]), 1e-6)
+        return out
+
+
+def _config(fusion="modal_attention", head="hmc", epochs=8, **model):
+    return TrainConfig.from_dict({
+        "name": "t",
+        "model": {
+            "modalities": [
+                {"name": "frames", "aggregator": {"name": "netvlad", "params": {"num_clusters": 2, "proj_dim": 16}}},
+                {"name": "audio"},
+                {"name": "title"},
+            ],
+            "fusion": {"name": fusion, **({"params": {"hidden_dim": 16}} if fusion == "modal_attention" else {})},
+            "head": {"name": head},
+            **model,
+        },
+        "train": {"epochs": epochs, "patience": 3, "batch_size": 32, "lr": 5e-3},
+    })
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    torch.set_num_threads(1)
+    return make_synthetic_dataset(n=450, num_l1=3, l2_per_l1=2, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic):
+    splits = make_splits(synthetic.l2, val=0.2, test=0.2, seed=0)
+    return fit(_config(epochs=6), synthetic, splits), splits
+
+
+def test_splits_are_seeded_disjoint_and_stratified():
+    labels = np.repeat(np.arange(5), [40, 30, 20, 3, 1])
+    a = make_splits(labels, val=0.1, test=0.2, seed=3)
+    b = make_splits(labels, val=0.1, test=0.2, seed=3)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    together = np.concatenate(list(a.values()))
+    assert len(together) == len(set(together)) == len(labels)
+    assert abs(np.isin(np.flatnonzero(labels == 0), a["test"]).sum() - 8) <= 1
+    assert 4 in labels[a["train"]]  # a class with one item stays in train
+    folds = kfold_splits(labels, folds=4, seed=0)
+    assert sorted(np.concatenate([f["test"] for f in folds]).tolist()) == list(range(len(labels)))
+    assert all(not set(f["test"]) & set(f["train"]) | set(f["val"]) & set(f["test"]) for f in folds)
+
+
+def test_resolve_labels_accepts_names_aliases_and_pairs():
+    tax = Taxonomy.default()
+    i = tax.l2_index["少女穿搭"]
+    assert resolve_labels(tax, ["少女穿搭"], "v") == (i, ())
+    assert resolve_labels(tax, ["服饰", "少女穿搭"], "v") == (i, ())
+    assert resolve_labels(tax, ["Young Women's Fashion"], "v") == (i, ())
+    first, rest = resolve_labels(tax, ["少女穿搭", "家常菜"], "v")
+    assert first == i and rest == (tax.l2_index["家常菜"],)
+    with pytest.raises(LabelError, match=r"video 42.*'no-such-thing' is not a category"):
+        resolve_labels(tax, ["no-such-thing"], "video 42")
+    with pytest.raises(LabelError, match="only the level-1 category '服饰'"):
+        resolve_labels(tax, ["服饰"], "v")
+    with pytest.raises(LabelError, match="belongs to '服饰', not to the level-1 label '美食'"):
+        resolve_labels(tax, ["美食", "少女穿搭"], "v")
+
+
+def test_training_learns_and_folder_round_trips(trained, synthetic, tmp_path):
+    result, splits = trained
+    clf = result.classifier
+    test = synthetic.subset(splits["test"])
+    pred = clf.predict(test)
+    m = classification_metrics(pred, test.l2)
+    assert m["l2_accuracy"] > 0.5  # chance is 1/6
+    assert m["mismatch_rate"] == 0.0  # consistent decoding
+    assert (pred.l1_pred == test.taxonomy.l2_to_l1[pred.l2_pred]).all()
+    assert 1 <= result.best_epoch <= len(result.history)
+    assert pred.modality_weights is not None and set(pred.modality_weights) == {"frames", "audio", "title"}
+    folder = clf.save(tmp_path / "model")
+    for name in ("model.json", "weights.safetensors", "taxonomy.json", "classifier.json", "splits.json",
+                 "metrics.json", "card.md"):
+        assert (folder / name).is_file(), name
+    splits_saved = json.loads((folder / "splits.json").read_text())
+    assert splits_saved["test"] == [synthetic.ids[i] for i in splits["test"]]
+    again = TrainedClassifier.load(folder)
+    np.testing.assert_allclose(again.predict(test).l2_probs, pred.l2_probs, atol=1e-5)
+    records = again.predict(test.subset([0, 1])).records(top_k=3, titles=["a", "b"])
+    assert set(records[0]) >= {"id", "l1", "l2", "confidence", "top_k", "modalities", "method"}
+    assert len(records[0]["top_k"]) == 3 and records[0]["top_k"][0]["l2"] == records[0]["l2"]
+
+
+def test_model_refuses_other_encoder_versions(trained, synthetic, tmp_path):
+    clf = trained[0].classifier
+    other = ClassificationDataset(**{**synthetic.__dict__, "encoder_versions": {
+        **synthetic.encoder_versions, "frames": "other-cnn@2"}, "_token_cache": {}})
+    with pytest.raises(ModelVersionError, match="frames: model trained on 'synthetic@1', features from 'other-cnn@2'"):
+        clf.predict(other)
+    folder = clf.save(tmp_path / "m")
+    with pytest.raises(ModelVersionError):
+        TrainedClassifier.load(folder, encoder_versions={"frames": "other-cnn@2"})
+    with pytest.raises(DatasetError, match="another taxonomy"):
+        clf.predict(make_synthetic_dataset(n=10, num_l1=2, l2_per_l1=2))
+
+
+@pytest.mark.parametrize("fusion", ["concat", "context_gating", "tfn", "lmf"])
+@pytest.mark.parametrize("head", ["hmc", "flat_softmax", "multilabel_sigmoid", "moe"])
+def test_every_fusion_and_head_trains(synthetic, fusion, head):
+    small = synthetic.subset(np.arange(120))
+    splits = make_splits(small.l2, val=0.25, test=0.0, seed=0)
+    config = _config(fusion, head, epochs=1)
+    pred = fit(config, small, splits).classifier.predict(small)
+    assert pred.l2_probs.shape == (120, 6) and np.isfinite(pred.l2_probs).all()
+
+
+def test_all_modalities_missing_is_handled_and_modal_dropout_trains(synthetic):
+    small = synthetic.subset(np.arange(150))
+    splits = make_splits(small.l2, val=0.2, test=0.0, seed=0)
+    clf = fit(_config(epochs=2, modal_dropout=0.3, aux_loss_weight=0.2), small, splits).classifier
+    nothing = small
+    for m in small.modalities:
+        nothing = nothing.with_presence(m, np.zeros(len(small), dtype=bool))
+    pred = clf.predict(nothing)
+    assert np.isfinite(pred.l2_probs).all() and not any(r["modalities"] for r in pred.records()[:3])
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"model\.modalities\.0\.name"):
+        TrainConfig.from_dict({"model": {"modalities": [{"name": "not an id"}]}})
+    with pytest.raises(ConfigError, match=r"train\.epochs"):
+        TrainConfig.from_dict({"model": {"modalities": [{"name": "title"}]}, "train": {"epochs": 0}})
+    with pytest.raises(ConfigError, match="needs a path"):
+        TrainConfig.from_dict({"data": {"source": "rows"}, "model": {"modalities": [{"name": "title"}]}})
+    path = tmp_path / "c.toml"
+    path.write_text('name = "x"\n[data]\nsource = "rows"\npath = "rows.jsonl"\n[[model.modalities]]\nname = "title"\n'
+                    '[model.head]\nname = "nope"\n')
+    config = TrainConfig.load(path)
+    assert config.data.path == str(tmp_path / "rows.jsonl")
+    with pytest.raises(ConfigError, match="head: unknown head 'nope'"):
+        from vidlens.classify.trainer import build_model
+
+        build_model(config, _rows_dataset(tmp_path)[0])
+
+
+def _rows_dataset(tmp_path, extra_rows=()):
+    rows = []
+    words = {"体育": ["足球", "篮球"], "美食": ["红烧肉", "面条"]}
+    l2_of = {"足球": "球类", "篮球": "球类", "红烧肉": "家常菜", "面条": "面食"}
+    l1_of = {"球类": "体育", "家常菜": "美食", "面食": "美食"}
+    rng = np.random.default_rng(0)
+    for i in range(90):
+        l1 = ["体育", "美食"][i % 2]
+        word = words[l1][rng.integers(0, 2)]
+        rows.append({"id": f"r{i}", "title": f"今天的{word}真不错 {i}", "desc": "" if i % 3 else f"关于{word}",
+                     "l1": l1_of[l2_of[word]], "l2": l2_of[word]})
+    rows.extend(extra_rows)
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    rows = read_rows(path)
+    tax = taxonomy_from_rows(rows, ["l1", "l2"])
+    ds = dataset_from_rows(rows, tax, fields={"title": ["title"], "summary": ["desc"]}, labels=["l1", "l2"],
+                           embedder=TextEmbedder(TinyTextEncoder()), name="rows")
+    return ds, rows, tax
+
+
+def test_text_only_rows_train_the_same_model(tmp_path):
+    ds, rows, tax = _rows_dataset(tmp_path)
+    assert tax.l1_names == ["体育", "美食"] and ds.modalities["title"].kind == "text"
+    assert ds.encoder_versions == {"text.title": "tiny-text@1", "text.summary": "tiny-text@1"}
+    assert ds.modalities["summary"].present.mean() < 0.5
+    config = TrainConfig.from_dict({
+        "name": "rows", "model": {"modalities": [
+            {"name": "title", "text_branch": {"out_dim": 16, "embed_dim": 16, "num_buckets": 2000,
+                                               "word_ngrams": []}},
+            {"name": "summary", "kind": "vector"}]},
+        "train": {"epochs": 40, "patience": 10, "lr": 1e-2, "batch_size": 16}})
+    splits = make_splits(ds.l2, val=0.2, test=0.2, seed=0)
+    clf = fit(config, ds, splits).classifier
+    test = ds.subset(splits["test"])
+    assert classification_metrics(clf.predict(test), test.l2)["l2_accuracy"] >= 0.8
+    bad = [*rows, {"id": "bad", "title": "x", "l1": "体育", "l2": "火星", "_line": 91}]
+    with pytest.raises(LabelError, match=r"row bad \(line 91\): label '火星' is not a category"):
+        dataset_from_rows(bad, tax, fields={"title": ["title"]}, labels=["l1", "l2"],
+                          embedder=TextEmbedder(TinyTextEncoder()))
+    kept = dataset_from_rows(bad, tax, fields={"title": ["title"]}, labels=["l1", "l2"],
+                             embedder=TextEmbedder(TinyTextEncoder()), skip_bad_labels=True)
+    assert len(kept) == 90 and kept.source["skipped_bad_labels"] == 1
+
+
+def test_embedder_cache(tmp_path):
+    calls = []
+
+    class Counting(TinyTextEncoder):
+        def encode_batch(self, texts):
+            calls.append(len(texts))
+            return super().encode_batch(texts)
+
+    emb = TextEmbedder(Counting(), cache_dir=tmp_path / "cache")
+    a = emb.encode(["一", "二", ""])
+    b = emb.encode(["一", "二", ""])
+    assert calls == [3] and np.array_equal(a, b) and not a[2].any()
+
+
+def test_zero_shot_is_hierarchy_consistent_and_checks_versions():
+    tax = Taxonomy.from_records([
+        {"name": "sports", "children": [{"name": "football", "keywords": ["goal", "penalty"]},
+                                        {"name": "basketball", "keywords": ["dunk"]}]},
+        {"name": "food", "children": [{"name": "noodles"}, {"name": "pork stew"}]},
+    ])
+    emb = TextEmbedder(TinyTextEncoder())
+    zs = ZeroShotClassifier(tax, emb)
+    texts = ["football goal", "noodles", "basketball dunk", "pork stew"]
+    from vidlens.classify.dataset import ModalityData
+
+    vec = emb.encode(texts)
+    ds = ClassificationDataset(
+        ids=list("abcd"), taxonomy=tax, l2=np.array([0, 2, 1, 3]),
+        modalities={"title": ModalityData("title", "vector", "text.title", 32, np.ones(4, bool), vec)},
+        encoder_versions={"text.title": "tiny-text@1"})
+    pred = zs.predict(ds)
+    assert list(pred.l2_pred) == [0, 2, 1, 3]
+    assert (pred.l1_pred == tax.l2_to_l1[pred.l2_pred]).all()
+    np.testing.assert_allclose(pred.l2_probs.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(pred.l1_probs.sum(1), 1.0, rtol=1e-5)
+    ev = evaluate(zs.predict, ds, name="zs", method="zero-shot", split="all", ablation=False)
+    assert ev.metrics["l2_accuracy"] == 1.0
+    ds.encoder_versions = {"text.title": "muse_v3@x"}
+    with pytest.raises(ModelVersionError, match=r"text\.title"):
+        zs.predict(ds)
+
+
+def test_add_category_from_few_examples(synthetic):
+    new = synthetic.taxonomy.l2_index["d2.s1"]
+    old_rows = np.flatnonzero(synthetic.l2 != new)
+    # Train on a taxonomy without d2.s1 (indices of the others are unchanged: it is the last L2).
+    tax = Taxonomy([c for c in synthetic.taxonomy.categories if c.name != "d2.s1"])
+    base = synthetic.subset(old_rows)
+    base = ClassificationDataset(**{**base.__dict__, "taxonomy": tax, "_token_cache": {}})
+    splits = make_splits(base.l2, val=0.2, test=0.2, seed=0)
+    clf = fit(_config(epochs=6), base, splits).classifier
+    new_rows = np.flatnonzero(synthetic.l2 == new)
+    shots, held = new_rows[:10], new_rows[10:]
+    examples = ClassificationDataset(**{**synthetic.subset(shots).__dict__, "taxonomy": tax,
+                                        "l2": np.full(len(shots), -1), "_token_cache": {}})
+    extended = add_category(clf, "d2.s1", "d2", examples, base.subset(splits["train"]))
+    assert extended.taxonomy.l2_names[-1] == "d2.s1" and extended.taxonomy.num_l2 == 6
+    assert clf.taxonomy.num_l2 == 5  # the original is untouched
+    test = synthetic.subset(np.concatenate([held, old_rows[splits["test"]]]))
+    test = ClassificationDataset(**{**test.__dict__, "taxonomy": extended.taxonomy, "_token_cache": {}})
+    pred = extended.predict(test)
+    on_new = (pred.l2_pred[: len(held)] == 5).mean()
+    on_old = (pred.l2_pred[len(held):] == test.l2[len(held):]).mean()
+    before = (clf.predict(base.subset(splits["test"])).l2_pred == base.l2[splits["test"]]).mean()
+    assert on_new > 0.25 and on_old >= before - 0.05  # chance is 1/6; old classes kept
+    assert extended.metrics["extensions"][0]["examples"] == 10
+
+
+def test_metrics_and_report(trained, synthetic, tmp_path):
+    result, splits = trained
+    clf = result.classifier
+    test = synthetic.subset(splits["test"])
+    ev = evaluate(clf.predict, test, name=clf.name, history=result.history)
+    assert set(ev.ablation) == {"frames", "audio", "title"}
+    for v in ev.ablation.values():
+        assert 0 <= v["without"] <= 1 and v["drop"] == pytest.approx(v["accuracy"] - v["without"], abs=1e-3)
+    assert ev.attention and abs(sum(ev.attention.values()) - 1) < 0.5
+    assert ev.confusion_l1.sum() == len(test)
+    assert ev.confusion_l2.trace() == round(ev.metrics["l2_accuracy"] * len(test))
+    assert sum(r["support"] for r in ev.per_class_l2) == len(test)
+    path = write_report(ev, tmp_path / "r.html")
+    html = path.read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "Per class (level 2)" in html
+    assert json.loads(path.with_suffix(".json").read_text())["metrics"]["n"] == len(test)
+    scores = np.array([[0.9, 0.1], [0.8, 0.3]])
+    assert global_average_precision(scores, np.array([[1, 0], [0, 1]])) == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_train_from_config_on_rows_then_evaluate(tmp_path):
+    from vidlens.classify.runs import evaluate_model, model_dataset, train_from_config
+
+    _rows_dataset(tmp_path)  # writes rows.jsonl
+    path = tmp_path / "rows.toml"
+    path.write_text(
+        'name = "rows-model"\n[data]\nsource = "rows"\npath = "rows.jsonl"\nlabels = ["l1", "l2"]\n'
+        'taxonomy = "from-data"\nfields = { title = ["title"] }\nsplit = { val = 0.2, test = 0.2, seed = 1 }\n'
+        '[[model.modalities]]\nname = "title"\n'
+        'text_branch = { out_dim = 8, embed_dim = 8, num_buckets = 500, word_ngrams = [] }\n'
+        '[train]\nepochs = 3\nbatch_size = 16\n')
+    config = TrainConfig.load(path)
+    embedder = TextEmbedder(TinyTextEncoder())
+    clf, folder = train_from_config(config, None, tmp_path / "out", embedder=embedder)
+    card = json.loads((folder / "metrics.json").read_text())
+    assert card["test"]["n"] == len(clf.splits["test"]) > 0 and card["data"]["source"]["kind"] == "rows"
+    again = TrainedClassifier.load(folder)
+    ev, report = evaluate_model(again, model_dataset(again, None, embedder), split="test",
+                                report=tmp_path / "r.html")
+    assert ev.metrics["n"] == card["test"]["n"]
+    assert ev.metrics["l2_accuracy"] == pytest.approx(card["test"]["l2_accuracy"])
+    assert report.is_file()

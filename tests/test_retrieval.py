@@ -1,0 +1,310 @@
+"""Search, similar videos, near-duplicates and the library indexes, on generated clips with tiny encoders.
+
+Frames are embedded by a colour-layout stand-in and text by the registered ``hashed_ngrams`` encoder
+(lexical, no model), so a subprocess can rebuild the query encoder by name for the CLI test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import vidlens
+from vidlens.errors import MediaError, NotFoundError, VidlensError
+from vidlens.retrieval import (
+    FrameWhitening,
+    VideoEmbedder,
+    align,
+    dedup,
+    open_library_index,
+    search,
+    similar,
+    write_dedup_report,
+)
+from vidlens.retrieval.lexical import CharBM25, HashedNgramEncoder
+from vidlens.retrieval.metrics import micro_average_precision, recall_at, target_ranks
+
+
+class LayoutBank:
+    """EncoderBank stand-in: colour layout for frames, hashed n-grams for text, loudness for audio."""
+
+    def __init__(self):
+        self.text_encoder = HashedNgramEncoder()
+        self.text_encoder.name = "hashed_ngrams"
+
+    def key_of(self, feature):
+        if feature.startswith("text."):
+            return f"{self.text_encoder.name}@{self.text_encoder.version}"
+        return f"layout-{'frames' if feature == 'cover' else feature}@1"
+
+    def frames(self, frames):
+        n, h, w, _ = frames.shape
+        x = frames.astype(np.float32) / 255
+        grid = [x[:, i * h // 4:(i + 1) * h // 4, j * w // 4:(j + 1) * w // 4].mean(axis=(1, 2))
+                for i in range(4) for j in range(4)]
+        emb = np.concatenate([*grid, x.reshape(n, -1, 3).std(1)], axis=1)
+        name = "red thing" if emb[:, 0].mean() > 0.6 and emb[:, 1].mean() < 0.3 else "pattern"
+        return emb, [{"name": name, "score": 0.9}]
+
+    def audio(self, wave):
+        n = max(1, len(wave) // 16000)
+        return np.stack([np.array([np.abs(b).mean(), b.std()], np.float32) for b in np.array_split(wave, n)])
+
+    def asr(self, wave, language=None):
+        return {"language": "en", "language_probability": 1.0, "text": "", "segments": []}
+
+    def ocr(self, frames, times, max_frames):
+        return {"lines": [], "text": "", "frames_read": []}
+
+    def text(self, texts):
+        return self.text_encoder.encode_batch(texts)
+
+
+def query_encoder():
+    enc = HashedNgramEncoder()
+    enc.name = "hashed_ngrams"
+    return enc
+
+
+CLIPS = [
+    # name, make_clip kwargs, title, labels, extra
+    ("cook.mp4", {"pattern": "testsrc2", "size": (160, 120)}, "红烧肉的做法 家常菜", ["美食", "家常菜"],
+     {"pubdate": "2024-03-01"}),
+    ("game.mp4", {"pattern": "smptebars", "size": (160, 120)}, "王者荣耀 游戏 高光时刻", ["游戏", "手游"],
+     {"pubdate": "2024-05-01"}),
+    ("music.mp4", {"pattern": "rgbtestsrc", "size": (160, 120)}, "钢琴 音乐 piano music", ["音乐", "纯音乐"],
+     {"pubdate": "2024-07-01"}),
+    ("red.mp4", {"color": "red", "size": (160, 120), "audio": False}, "red screen test", ["测试"], {}),
+    # a re-encoded, resized copy of cook.mp4 (same source pattern, other size and codec settings)
+    ("cook_copy.mp4", {"pattern": "testsrc2", "size": (96, 72), "gop": 5}, "搬运 视频", ["美食"], {}),
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, clip_factory):
+    root = tmp_path_factory.mktemp("retrieval")
+    clips = root / "clips"
+    clips.mkdir()
+    rows = []
+    for name, kwargs, title, labels, extra in CLIPS:
+        src = clip_factory(duration=4.0, **kwargs)
+        shutil.copy(src, clips / name)
+        rows.append({"path": f"clips/{name}", "title": title, "labels": labels, **extra})
+    manifest = root / "m.jsonl"
+    manifest.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    lib = vidlens.open(root / "lib")
+    report = lib.ingest(manifest)
+    ids = {r.item.rsplit("/", 1)[-1]: r.video_id for r in report.results}
+    assert len(ids) == len(CLIPS), [r.to_dict() for r in report.results]
+    lib.extract(["frames", "cover", "audio", "text"], encoders=LayoutBank())
+    lib.close()
+    return root, ids
+
+
+@pytest.fixture
+def lib(built, tmp_path):
+    root, ids = built
+    copy = tmp_path / "lib"
+    shutil.copytree(root / "lib", copy)
+    with vidlens.open(copy) as lib:
+        yield lib, ids
+
+
+# -- embedder and alignment units ------------------------------------------------------------------------
+
+def test_fused_vector_is_presence_aware():
+    rng = np.random.default_rng(0)
+    pooled = {"frames": (["a", "b", "c"], rng.random((3, 8))), "audio": (["a", "c"], rng.normal(size=(2, 4))),
+              "text.title": (["a", "b"], rng.normal(size=(2, 6)))}
+    emb = VideoEmbedder().fit(pooled)
+    assert emb.block_dims == {"visual": 8, "audio": 4, "text": 6}
+    vec, has = emb.video_vectors(["a", "b", "c", "d"], pooled)
+    assert has.tolist() == [True, True, True, False]
+    np.testing.assert_allclose(np.linalg.norm(vec[:3], axis=1), 1.0, atol=1e-5)
+    assert not vec[3].any()
+    assert not vec[1, 8:12].any() and vec[2, 12:].sum() == 0  # b has no audio, c no text: zero blocks …
+    # … and the blocks it has carry all the weight: visual alone is a unit block for c? no: visual + audio
+    np.testing.assert_allclose(np.linalg.norm(vec[2, :8]) ** 2 + np.linalg.norm(vec[2, 8:12]) ** 2, 1, atol=1e-5)
+    state = VideoEmbedder.from_state(json.loads(json.dumps(emb.state())))
+    np.testing.assert_allclose(state.video_vectors(["a"], pooled)[0], vec[:1], atol=1e-6)
+
+
+def test_alignment_handles_speed_change_and_trimming():
+    rng = np.random.default_rng(1)
+    ref = FrameWhitening(min_frames=10**9).transform(rng.normal(size=(20, 128)))
+    noisy = lambda x: FrameWhitening(min_frames=10**9).transform(x + 0.06 * rng.normal(size=x.shape))  # noqa: E731
+    trimmed = noisy(ref[5:15])
+    al = align(trimmed, ref)
+    assert al.score > 0.7 and al.pairs[0] == (0, 5) and al.pairs[-1] == (9, 14)
+    fast = noisy(ref[::2])  # played at 2x
+    al = align(fast, ref)
+    assert al.score > 0.7 and len(al.pairs) >= 8
+    _seg_a, seg_b = al.segments(np.arange(10.0), np.arange(20.0))
+    assert seg_b[0] <= 1 and seg_b[1] >= 18
+    other = FrameWhitening(min_frames=10**9).transform(rng.normal(size=(10, 128)))
+    assert align(other, ref).score < 0.4
+    assert align(np.zeros((0, 128)), ref).score == 0.0
+
+
+def test_metrics():
+    scores = np.array([[0.9, 0.1, 0.3], [0.2, 0.1, 0.8], [0.5, 0.5, 0.1]])
+    ranks = target_ranks(scores, [0, 1, 1])
+    assert ranks.tolist() == [1, 3, 2]
+    m = recall_at(ranks, (1, 2))
+    assert m["R@1"] == pytest.approx(1 / 3) and m["R@2"] == pytest.approx(2 / 3) and m["mean_rank"] == 2
+    assert micro_average_precision([0.9, 0.8, 0.1], [True, False, True], 3) == pytest.approx((1 + 2 / 3) / 3)
+    bm25 = CharBM25().fit(["红烧肉的做法", "王者荣耀", ""])
+    assert int(np.argmax(bm25.scores("红烧肉"))) == 0
+
+
+# -- search ----------------------------------------------------------------------------------------------
+
+def test_search_text_queries_and_filters(lib):
+    lib, ids = lib
+    messages: list[str] = []
+    hits = search(lib, "红烧肉 做法", k=3, text_encoder=query_encoder(), messages=messages)
+    assert hits[0]["id"] == ids["cook.mp4"] and hits[0]["title"] == "红烧肉的做法 家常菜"
+    assert any("building it from stored features" in m for m in messages)
+    assert search(lib, "piano", k=1, text_encoder=query_encoder())[0]["id"] == ids["music.mp4"]
+    assert search(lib, "🎹🎵 钢琴 music!!", k=1, text_encoder=query_encoder())[0]["id"] == ids["music.mp4"]
+    long = search(lib, "游戏 " * 3000, k=2, text_encoder=query_encoder())  # 15 kB
+    assert long[0]["id"] == ids["game.mp4"]
+    only_food = search(lib, "游戏", k=5, filters=["category=美食"], text_encoder=query_encoder())
+    assert {h["id"] for h in only_food} == {ids["cook.mp4"], ids["cook_copy.mp4"]}
+    dated = search(lib, "音乐", k=5, filters=["date=2024-04-01..2024-12-31"], text_encoder=query_encoder())
+    assert {h["id"] for h in dated} == {ids["game.mp4"], ids["music.mp4"]}
+    assert search(lib, "音乐", k=5, filters=["duration>=100"], text_encoder=query_encoder()) == []
+    for bad in ("", "   \n\t ", "\x00\x01"):
+        with pytest.raises(VidlensError, match="empty query"):
+            search(lib, bad, text_encoder=query_encoder())
+    with pytest.raises(VidlensError, match="bad filter"):
+        search(lib, "x", filters=["colour=red"], text_encoder=query_encoder())
+
+
+def test_query_encoder_must_match_library(lib):
+    lib, _ = lib
+    other = HashedNgramEncoder(n_max=2)
+    other.name = "hashed_ngrams"
+    with pytest.raises(VidlensError, match="text vectors were made by hashed_ngrams@"):
+        search(lib, "音乐", text_encoder=other)
+
+
+def test_index_missing_stale_and_rebuilt(lib, clip_factory, tmp_path):
+    lib, _ids = lib
+    enc = query_encoder()
+    search(lib, "音乐", text_encoder=enc)
+    space = open_library_index(lib, "text")
+    assert space.messages == [] and len(space.index) == 5
+    space.close()
+    # files missing: rebuilt with a message
+    folder = lib.root / "index" / "text"
+    for gen in folder.glob("gen-*"):
+        shutil.rmtree(gen)
+    space = open_library_index(lib, "text")
+    assert "missing" in space.messages[0] and "rebuilding" in space.messages[0] and len(space.index) == 5
+    space.close()
+    # stale: a new video and a changed title are picked up by upserts
+    new = tmp_path / "new.mp4"
+    shutil.copy(clip_factory(duration=1.0, size=(64, 48), color="blue"), new)
+    lib.ingest([new])
+    lib.extract(["frames", "cover", "text"], encoders=LayoutBank())
+    messages: list[str] = []
+    search(lib, "音乐", text_encoder=enc, messages=messages)
+    assert any("stale" in m for m in messages)
+    space = open_library_index(lib, "video")
+    assert len(space.index) == 6
+    space.close()
+
+
+def test_search_on_milvus_backend_matches_faiss(lib):
+    pytest.importorskip("milvus_lite", reason="Milvus Lite is not installed (pip install pymilvus milvus-lite)")
+    lib, ids = lib
+    enc = query_encoder()
+    faiss_hits = search(lib, "家常菜 游戏", k=5, text_encoder=enc)
+    milvus_hits = search(lib, "家常菜 游戏", k=5, text_encoder=enc, index_config={"backend": "milvus"})
+    assert [h["id"] for h in milvus_hits] == [h["id"] for h in faiss_hits]
+    food = search(lib, "游戏", k=5, filters=["category=美食"], text_encoder=enc, index_config={"backend": "milvus"})
+    assert {h["id"] for h in food} == {ids["cook.mp4"], ids["cook_copy.mp4"]}
+
+
+def test_trained_two_tower_model_searches_the_library(lib):
+    from vidlens.retrieval.two_tower import train_library_model
+
+    lib, ids = lib
+    pairs = [("做菜", ids["cook.mp4"]), ("美食 教程", ids["cook.mp4"]), ("打游戏", ids["game.mp4"]),
+             ("听歌", ids["music.mp4"]), ("红色", ids["red.mp4"]), ("unknown id", "nope")]
+    folder, history = train_library_model(lib, pairs, text_encoder=query_encoder(),
+                                          config={"epochs_round1": 3, "warmup_epochs": 1, "epochs_round2": 1,
+                                                  "batch_size": 4})
+    assert folder == lib.root / "models" / "two_tower" and len(history) == 3
+    messages: list[str] = []
+    hits = search(lib, "红烧肉", k=2, model="auto", text_encoder=query_encoder(), messages=messages)
+    assert len(hits) == 2 and "two-tower" in messages[0]
+    assert {h["id"] for h in search(lib, "x", k=5, filters=["category=美食"], model="auto",
+                                    text_encoder=query_encoder())} == {ids["cook.mp4"], ids["cook_copy.mp4"]}
+    with pytest.raises(NotFoundError, match="no two-tower model"):
+        search(lib, "x", model=lib.root / "nothing", text_encoder=query_encoder())
+
+
+# -- similar and dedup --------------------------------------------------------------------------------------
+
+def test_similar_by_id_and_by_file(lib, built, clip_factory, tmp_path):
+    lib, ids = lib
+    _root, _ = built
+    hits = similar(lib, ids["cook.mp4"][:8], k=3)
+    assert ids["cook.mp4"] not in {h["id"] for h in hits}
+    assert hits[0]["id"] == ids["cook_copy.mp4"]
+    outside = tmp_path / "outside.mp4"
+    shutil.copy(clip_factory(duration=3.0, pattern="smptebars", size=(128, 96)), outside)
+    hits = similar(lib, outside, k=2, encoders=LayoutBank())
+    assert hits[0]["id"] == ids["game.mp4"]
+    with pytest.raises(NotFoundError, match="neither a video id"):
+        similar(lib, "ffffffffffff", k=2)
+    garbage = tmp_path / "broken.mp4"
+    garbage.write_bytes(b"\x00not a video" * 50)
+    with pytest.raises(MediaError):
+        similar(lib, garbage, k=2, encoders=LayoutBank())
+    with pytest.raises(MediaError, match="not a readable file"):
+        similar(lib, tmp_path, k=2, encoders=LayoutBank())
+
+
+def test_dedup_groups_copies_and_writes_report(lib):
+    lib, ids = lib
+    groups = dedup(lib)
+    assert len(groups) == 1, groups
+    assert set(groups[0]["videos"]) == {ids["cook.mp4"], ids["cook_copy.mp4"]}
+    pair = groups[0]["pairs"][0]
+    assert pair["score"] >= 0.5 and pair["segment_a"][1] > pair["segment_a"][0]
+    page = write_dedup_report(lib, groups)
+    text = page.read_text(encoding="utf-8")
+    assert "红烧肉的做法" in text and f"../thumbnails/{ids['cook.mp4']}.jpg" in text
+
+
+# -- command line (a real subprocess) ---------------------------------------------------------------------
+
+def run(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "vidlens", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"vidlens {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_cli_search_similar_dedup(lib):
+    lib, ids = lib
+    root = lib.root
+    proc = run("-L", root, "search", "红烧肉", "--json", "-k", "2", "--filter", "duration<=10")
+    out = json.loads(proc.stdout)
+    assert out["results"][0]["id"] == ids["cook.mp4"]
+    assert "building it from stored features" in proc.stderr
+    out = json.loads(run("-L", root, "similar", ids["cook.mp4"], "--json", "-k", "1").stdout)
+    assert out["results"][0]["id"] == ids["cook_copy.mp4"]
+    out = json.loads(run("-L", root, "dedup", "--json").stdout)
+    assert len(out["groups"]) == 1 and (root / "reports" / "dedup.html").exists()
+    bad = run("-L", root, "similar", "no-such-video", check=False)
+    assert bad.returncode == 2 and "neither a video id" in bad.stderr
