@@ -187,3 +187,14 @@ def test_vector_store_roundtrip_and_compaction(tmp_path):
     store.write_sequence("f", "v1", rng.normal(size=(5, 8)))
     assert store.read_sequence("f", "v1").shape == (5, 8)
     assert store.read_sequence("f", "v9") is None
+
+
+def test_two_hour_file_is_capped_by_max_frames(tmp_path, clip_factory):
+    long = clip_factory(duration=7200.0, size=(64, 48), fps=1, color="gray", audio=False, gop=10)
+    with vidlens.open(tmp_path / "lib") as lib:
+        vid = lib.ingest(long).results[0].video_id
+        assert lib.get(vid)["duration"] == pytest.approx(7200, abs=2)
+        lib.extract(["frames"], encoders=TinyBank())
+        result = lib.features(vid).results["frames"]
+        assert result["n_frames"] == lib.config.media.max_frames == 64
+        assert result["times"][0] == 0 and result["times"][-1] > 7000  # spread over the whole file

@@ -41,3 +41,39 @@ def test_extract_and_show_with_real_encoders(tmp_path, clip_factory):
     # a second run does nothing
     again = json.loads(vidlens("-L", lib, "extract", "--json"))
     assert again["features"] == {}
+
+
+@pytest.fixture(scope="module")
+def real_bank():
+    from vidlens.config import load_config
+    from vidlens.features.encoding import EncoderBank
+
+    return EncoderBank(load_config(environ={}))
+
+
+def test_degenerate_videos_with_real_encoders(tmp_path, clip_factory, real_bank):
+    """One frame, a black screen, no speech, no on-screen text, a corrupt middle: clear outcomes."""
+    import shutil
+
+    import vidlens
+
+    one_frame = clip_factory(duration=0.04, size=(160, 120), fps=25, color="blue", tone_hz=0)
+    black = clip_factory(duration=2.0, size=(160, 120), color="black", tone_hz=0)
+    corrupt = tmp_path / "corrupt.mp4"
+    shutil.copy(clip_factory(duration=3.0, size=(160, 120), pattern="testsrc2", tone_hz=440, gop=10), corrupt)
+    data = bytearray(corrupt.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 2000] = b"\x00" * 2000
+    corrupt.write_bytes(bytes(data))
+    with vidlens.open(tmp_path / "lib") as lib:
+        ids = {r.item.rsplit("/", 1)[-1]: r.video_id for r in lib.ingest([one_frame, black, corrupt]).results}
+        report = lib.extract(["frames", "audio", "ocr", "asr", "text"], encoders=real_bank)
+        assert not report.errors, report.errors
+        single = lib.features(ids[one_frame.name])
+        assert single.sequence("frames").shape == (1, 1280)
+        dark = lib.features(ids[black.name])
+        assert dark.present["frames"] and dark.results["ocr"]["lines"] == []
+        assert dark.results["asr"]["text"] == "" and not dark.present["text.asr"]
+        assert not dark.present["text.ocr"]
+        broken = lib.features(ids["corrupt.mp4"])
+        assert broken.present["frames"] and broken.sequence("frames").shape[0] >= 2
