@@ -18,9 +18,9 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_ingest  # noqa: E402
+import bench_ingest
 
-import vidlens  # noqa: E402
+import vidlens
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -35,6 +35,9 @@ def main() -> None:
     ap.add_argument("--encoder", default="muse_v3")
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--library", choices=["train", "train+keywords"], default="train",
+                    help="train: the train part's real tags; train+keywords: plus the top-20 jieba TF-IDF "
+                         "keywords of every video's text (no labels used), approved, as a larger library")
     args = ap.parse_args()
 
     import jieba.analyse
@@ -55,6 +58,12 @@ def main() -> None:
     for r in train:
         tags.assign(str(r["aid"]), gold_names[str(r["aid"])], source="gold")
     library_s = time.perf_counter() - t0
+    if args.library == "train+keywords":
+        extra = set()
+        for r in rows:
+            text = " ".join(x for x in (str(r["title"]), clean(r.get("desc")), clean(r.get("dynamic"))) if x)
+            extra.update(jieba.analyse.extract_tags(text, topK=20))
+        tags.import_records([{"name": k} for k in sorted(extra)], source="keywords", status="approved")
     enc = create_encoder(args.encoder)
     docs = {}
     t0 = time.perf_counter()
@@ -91,7 +100,7 @@ def main() -> None:
             base[k][0] += p / len(test)
             base[k][1] += rc / len(test)
 
-    results = {"videos": {"train": len(train), "feedback": len(feedback), "test": len(test)},
+    results = {"library": args.library, "videos": {"train": len(train), "feedback": len(feedback), "test": len(test)},
                "library_tags": len(library_names), "test_gold_in_library": round(coverage, 4),
                "seconds": {"library": round(library_s, 2), "encode_texts": round(encode_s, 2)},
                "jieba_tfidf": {f"{m}@{k}": round(base[k][i], 4) for k in base for i, m in
