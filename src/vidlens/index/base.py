@@ -205,6 +205,20 @@ class VectorIndex(abc.ABC):
         return f"{type(self).__name__}(dim={self.dim}, items={len(self)}, folder={str(self.folder)!r})"
 
 
+
+def check_upsert(ids: Sequence[Any], vectors: Any, metadata: Sequence[Any] | None,
+                 dim: int) -> tuple[list[str], np.ndarray]:
+    """Validate the arguments of ``upsert`` (same for every backend): string ids, matrix, lengths."""
+    ids = [str(i) for i in ids]
+    x = as_matrix(vectors, dim)
+    if len(ids) != len(x):
+        raise VectorIndexError(f"upsert: {len(ids)} ids but {len(x)} vectors")
+    if metadata is not None and len(metadata) != len(ids):
+        raise VectorIndexError(f"upsert: {len(ids)} ids but {len(metadata)} metadata rows")
+    if any(not i for i in ids):
+        raise VectorIndexError("upsert: empty id")
+    return ids, x
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a text file under a temporary name, flush it to disk, then rename it into place."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")

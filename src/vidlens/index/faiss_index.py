@@ -42,6 +42,7 @@ from vidlens.index.base import (
     VectorIndex,
     VectorIndexError,
     as_matrix,
+    check_upsert,
 )
 from vidlens.index.filters import MISSING_DATE, SearchFilter, normalize_metadata
 
@@ -143,14 +144,7 @@ class FaissIndex(VectorIndex):
     # -- writing ------------------------------------------------------------------------------------
     def upsert(self, ids: Sequence[str], vectors: Any,
                metadata: Sequence[Mapping[str, Any] | None] | None = None) -> int:
-        ids = [str(i) for i in ids]
-        x = as_matrix(vectors, self.dim)
-        if len(ids) != len(x):
-            raise VectorIndexError(f"upsert: {len(ids)} ids but {len(x)} vectors")
-        if metadata is not None and len(metadata) != len(ids):
-            raise VectorIndexError(f"upsert: {len(ids)} ids but {len(metadata)} metadata rows")
-        if any(not i for i in ids):
-            raise VectorIndexError("upsert: empty id")
+        ids, x = check_upsert(ids, vectors, metadata, self.dim)
         last = {item: pos for pos, item in enumerate(ids)}  # a later duplicate wins
         keep = sorted(last.values())
         if not keep:

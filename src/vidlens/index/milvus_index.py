@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from vidlens.errors import MissingDependencyError
-from vidlens.index.base import INDEX_BACKENDS, SearchHit, VectorIndex, VectorIndexError, as_matrix
+from vidlens.index.base import INDEX_BACKENDS, SearchHit, VectorIndex, VectorIndexError, as_matrix, check_upsert
 from vidlens.index.filters import SearchFilter, normalize_metadata
 
 log = logging.getLogger(__name__)
@@ -123,14 +123,7 @@ class MilvusIndex(VectorIndex):
     # -- writing ------------------------------------------------------------------------------------
     def upsert(self, ids: Sequence[str], vectors: Any,
                metadata: Sequence[Mapping[str, Any] | None] | None = None) -> int:
-        ids = [str(i) for i in ids]
-        x = as_matrix(vectors, self.dim)
-        if len(ids) != len(x):
-            raise VectorIndexError(f"upsert: {len(ids)} ids but {len(x)} vectors")
-        if metadata is not None and len(metadata) != len(ids):
-            raise VectorIndexError(f"upsert: {len(ids)} ids but {len(metadata)} metadata rows")
-        if any(not i for i in ids):
-            raise VectorIndexError("upsert: empty id")
+        ids, x = check_upsert(ids, vectors, metadata, self.dim)
         last = {item: pos for pos, item in enumerate(ids)}
         rows = []
         for item, pos in last.items():

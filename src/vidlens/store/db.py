@@ -7,7 +7,7 @@ SQLite is the embedded default (WAL mode, so readers run beside a writer); any S
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import Integer, cast, create_engine, event, func, select
@@ -39,6 +39,19 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+@contextmanager
+def session_scope(factory: sessionmaker) -> Iterator[Session]:
+    """A session from ``factory`` that rolls back on error and is always closed."""
+    s = factory()
+    try:
+        yield s
+    except BaseException:
+        s.rollback()
+        raise
+    finally:
+        s.close()
+
+
 class MetadataStore:
     """Rows about videos, their paths and per-item errors.
 
@@ -60,17 +73,9 @@ class MetadataStore:
                 except IntegrityError:  # another process created it first
                     s.rollback()
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self) -> AbstractContextManager[Session]:
         """A session that rolls back on error and is always closed."""
-        s = self._sessions()
-        try:
-            yield s
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
+        return session_scope(self._sessions)
 
     def close(self) -> None:
         """Release the connection pool."""

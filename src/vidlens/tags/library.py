@@ -27,7 +27,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +37,7 @@ from sqlalchemy import String, cast, delete, func, insert, literal, or_, select,
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidlens.errors import NotFoundError, VidlensError
-from vidlens.store.db import MetadataStore, make_engine
+from vidlens.store.db import MetadataStore, make_engine, session_scope
 from vidlens.store.models import Base, utcnow
 from vidlens.tags.errors import TagError
 from vidlens.tags.models import TAG_TABLES, Tag, TagAlias, TagChange, TagClick, TagLink, TagRevision, VideoTag
@@ -174,17 +174,9 @@ class TagLibrary:
         self._version: tuple[int, float] | None = None
 
     # -- sessions ----------------------------------------------------------------------------------
-    @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self) -> AbstractContextManager[Session]:
         """A session that rolls back on error and is always closed."""
-        s = self._sessions()
-        try:
-            yield s
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
+        return session_scope(self._sessions)
 
     @contextmanager
     def _edit(self, who: str | None, message: str) -> Iterator[tuple[Session, _Recorder]]:
