@@ -1,13 +1,19 @@
 """Load benchmarks of the HTTP service, on loopback only, bounded in requests and time.
 
-Two runs:
+Three runs:
 
 ``search``  A library of N synthetic videos (default 100k: titles, summaries, transcripts and on-screen
             text drawn from a Zipf-distributed Chinese + English vocabulary, written straight into the
-            metadata DB), served by the real ``vidlens serve`` in a subprocess. C keep-alive clients
-            (default 32, raw HTTP/1.1 over asyncio, one process) query ``GET /api/v1/search`` for S
-            seconds (default 60) with queries drawn from 2,000 distinct ones. Reports throughput,
-            latency percentiles, errors, and the server's RSS sampled every second.
+            metadata DB), served by the real ``vidlens serve --workers W`` in a subprocess. C keep-alive
+            connections (default 32) query ``GET /api/v1/search`` for S seconds (default 60), rotating
+            through 2,000 distinct queries, after a 5 s warm-up. The load comes from ``wrk -t1 -cC
+            --latency`` with a Lua script (default: it costs far less CPU than a Python client, so the
+            server gets the cores) or from a Python asyncio client (``--client python``). Reports
+            throughput, latency percentiles, errors, server and client CPU, and the server's memory
+            (RSS and PSS summed over its processes) sampled every second.
+
+``startup`` Time until every worker serves, first without the keyword index snapshot (built from the
+            DB and written), then with it (mapped).
 
 ``uploads`` K distinct generated clips (default 20) uploaded concurrently, each twice (2K requests at
             once, so every video is also raced against its own duplicate), to a server in this process
@@ -16,7 +22,8 @@ Two runs:
 
 Usage::
 
-    flock /tmp/vidlens-bench.lock .venv/bin/python benchmarks/bench_service.py search [--videos 100000]
+    flock /tmp/vidlens-bench.lock .venv/bin/python benchmarks/bench_service.py search [--workers 2] [--cache 0]
+    flock /tmp/vidlens-bench.lock .venv/bin/python benchmarks/bench_service.py startup [--workers 2]
     flock /tmp/vidlens-bench.lock .venv/bin/python benchmarks/bench_service.py uploads [--clips 20] [--real]
 
 Results are printed and written as JSON to ``benchmarks/out/service-<run>.json``.
@@ -26,9 +33,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -145,7 +155,188 @@ def queries(n: int = 2000, seed: int = 3) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# a tiny HTTP/1.1 keep-alive client (one coroutine per connection; nothing else in the way)
+# the server under test: ``vidlens serve`` in a subprocess, its processes, CPU and memory
+
+class ServedLibrary:
+    """``vidlens serve`` on a free loopback port, in a subprocess (``workers`` processes).
+
+    Ready once every worker logged that its start-up is complete (its keyword index is loaded); the
+    start-up log lines of the index are kept.
+    """
+
+    def __init__(self, lib_dir: Path, workers: int = 1, cache: int = 4096):
+        self.port = _free_port()
+        self.workers = workers
+        env = {**os.environ, "VIDLENS_LIBRARY": str(lib_dir)}
+        cmd = [sys.executable, "-m", "vidlens", "serve", "--port", str(self.port), "--no-access-log",
+               "--log-level", "info", "--no-web", "--search-cache-size", str(cache), "--workers", str(workers)]
+        self.lines: list[tuple[float, str]] = []
+        self._ready = threading.Semaphore(0)
+        self.t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._read_log, daemon=True).start()
+
+    def _read_log(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append((time.perf_counter() - self.t0, line.rstrip()))
+            if "Application startup complete" in line:
+                self._ready.release()
+
+    def wait_ready(self, timeout: float = 900) -> float:
+        """Seconds from start until every worker serves."""
+        deadline = time.perf_counter() + timeout
+        for _ in range(self.workers):
+            while not self._ready.acquire(timeout=1):
+                if self.proc.poll() is not None:
+                    raise RuntimeError("server exited:\n" + "\n".join(x for _, x in self.lines[-30:]))
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("server did not become ready")
+        import httpx
+
+        httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=30).raise_for_status()
+        return time.perf_counter() - self.t0
+
+    def index_log(self) -> list[str]:
+        """The keyword index's start-up lines."""
+        return [f"{t:.1f} s: {x}" for t, x in self.lines if "keyword index" in x or "search index" in x]
+
+    def processes(self) -> list[psutil.Process]:
+        """The server's processes (the uvicorn supervisor and its workers)."""
+        root = psutil.Process(self.proc.pid)
+        return [root, *root.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of all its processes so far."""
+        total = 0.0
+        for p in self.processes():
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+
+    def memory_mb(self) -> tuple[float, float]:
+        """(RSS summed over processes, PSS summed over processes): PSS counts a page shared by N processes
+        (the mapped snapshot) as 1/N in each, so its sum is the real footprint."""
+        rss = pss = 0.0
+        for p in self.processes():
+            with contextlib.suppress(psutil.Error):
+                m = p.memory_full_info()
+                rss += m.rss
+                pss += getattr(m, "pss", m.rss)
+        return rss / 2**20, pss / 2**20
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class MemorySampler:
+    """Samples a server's memory once a second in a thread while the load runs."""
+
+    def __init__(self, server: ServedLibrary):
+        self.server = server
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.samples.append(self.server.memory_mb())
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, float]:
+        half = len(self.samples) // 2 or 1
+        first, second = self.samples[:half], self.samples[half:] or self.samples[:half]
+        return {
+            "rss_first_half_mean": round(statistics.mean(r for r, _ in first), 1),
+            "rss_second_half_mean": round(statistics.mean(r for r, _ in second), 1),
+            "pss_first_half_mean": round(statistics.mean(p for _, p in first), 1),
+            "pss_second_half_mean": round(statistics.mean(p for _, p in second), 1),
+            "rss_max": round(max(r for r, _ in self.samples), 1),
+        }
+
+
+# ---------------------------------------------------------------------------------------------------
+# load generators: wrk (default) and a Python asyncio client (fallback)
+
+_WRK_SCRIPT = """\
+-- Rotates through the benchmark's queries; done() prints exact figures as one JSON line.
+local paths = {%s}
+local i = 0
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i], {["Accept"] = "application/json"})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK_JSON {"requests":%%d,"duration_us":%%d,"bytes":%%d,' ..
+    '"errors":{"connect":%%d,"read":%%d,"write":%%d,"status":%%d,"timeout":%%d},' ..
+    '"latency_us":{"p50":%%d,"p90":%%d,"p99":%%d,"p99.9":%%d,"mean":%%.1f,"max":%%d}}\\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    latency.mean, latency.max))
+end
+"""
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def wrk_script(paths: list[str], folder: Path) -> Path:
+    """A wrk Lua script that sends ``paths`` in turn (they are URL-quoted, so plain Lua strings)."""
+    path = folder / "service-search-wrk.lua"
+    path.write_text(_WRK_SCRIPT % ",\n  ".join(f'"{p}"' for p in paths))
+    return path
+
+
+def run_wrk(port: int, script: Path, clients: int, seconds: float, threads: int = 1
+            ) -> tuple[dict[str, Any], float, str]:
+    """Run ``wrk --latency``; returns (figures, wrk's own CPU seconds, its text output)."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk; scripts/setup.sh does it); "
+                         "or use --client python")
+    cmd = ["wrk", f"-t{threads}", f"-c{clients}", f"-d{int(seconds)}s", "--latency", "--timeout", "10s",
+           "-s", str(script), f"http://127.0.0.1:{port}"]
+    proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cpu = 0.0
+    out = ""
+    try:
+        while proc.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                cpu = t.user + t.system
+            time.sleep(0.5)
+    finally:
+        out = proc.stdout.read() if proc.stdout else ""
+    exact = json.loads(next(line for line in out.splitlines() if line.startswith("WRK_JSON "))[9:])
+    # The --latency distribution, as wrk prints it ("     99%   12.34ms").
+    distribution = {}
+    for line in out.split("Latency Distribution", 1)[-1].splitlines()[1:5]:
+        pct, value = line.split()
+        number, unit = re.fullmatch(r"([0-9.]+)([a-z]+)", value).groups()  # type: ignore[union-attr]
+        distribution[f"p{pct.rstrip('%')}"] = round(float(number) * _UNITS[unit], 2)
+    errors = {k: v for k, v in exact["errors"].items() if v}
+    wall = exact["duration_us"] / 1e6
+    figures = {
+        "seconds": round(wall, 2),
+        "requests": exact["requests"],
+        "throughput_rps": round(exact["requests"] / wall, 1),
+        "latency_ms": {k: round(v / 1000, 2) for k, v in exact["latency_us"].items()},
+        "latency_ms_wrk_text": distribution,
+        "errors": errors,
+    }
+    return figures, cpu, out
+
 
 async def _client(host: str, port: int, paths: list[str], until: float, latencies: list[float],
                   errors: Counter, max_requests: int) -> None:
@@ -187,6 +378,19 @@ async def _load(host: str, port: int, paths: list[str], clients: int, seconds: f
     return latencies, errors, time.perf_counter() - t0
 
 
+def run_python_client(port: int, paths: list[str], clients: int, seconds: float, max_requests: int
+                      ) -> tuple[dict[str, Any], float]:
+    """The asyncio load generator (in this process); returns (figures, its CPU seconds)."""
+    me = psutil.Process()
+    before = me.cpu_times()
+    latencies, errors, wall = asyncio.run(_load("127.0.0.1", port, paths, clients, seconds, max_requests))
+    after = me.cpu_times()
+    figures = {"seconds": round(wall, 2), "requests": len(latencies),
+               "throughput_rps": round(len(latencies) / wall, 1), "latency_ms": _percentiles(latencies),
+               "errors": dict(errors)}
+    return figures, (after.user - before.user) + (after.system - before.system)
+
+
 def _percentiles(latencies: list[float]) -> dict[str, float]:
     a = np.asarray(latencies) * 1000
     return {f"p{q}": round(float(np.percentile(a, q)), 2) for q in (50, 90, 99, 99.9)} | {
@@ -199,89 +403,83 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_search(args: argparse.Namespace) -> dict[str, Any]:
+def _library(args: argparse.Namespace) -> Path:
     lib_dir = Path(args.lib or OUT / f"service_lib_{args.videos}")
     if not (lib_dir / "library.db").exists():
         build_library(lib_dir, args.videos)
-    port = _free_port()
-    env = {**os.environ, "VIDLENS_LIBRARY": str(lib_dir)}
-    cmd = [sys.executable, "-m", "vidlens", "serve", "--port", str(port), "--no-access-log", "--log-level", "warning",
-           "--no-web", "--search-cache-size", str(args.cache)]
-    t0 = time.perf_counter()
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return lib_dir
+
+
+def run_search(args: argparse.Namespace) -> dict[str, Any]:
+    lib_dir = _library(args)
+    load_average = os.getloadavg()
+    server = ServedLibrary(lib_dir, workers=args.workers, cache=args.cache)
     try:
-        ready = _wait_ready(port, server, timeout=600)
-        startup = time.perf_counter() - t0
-        print(f"server ready in {startup:.1f} s ({ready['search_documents']} documents indexed)", flush=True)
-        proc = psutil.Process(server.pid)
+        startup = server.wait_ready()
+        print(f"server ready in {startup:.1f} s; " + "; ".join(server.index_log()), flush=True)
         paths = [f"/api/v1/search?q={_quote(q)}&limit=20" for q in queries(args.queries)]
-        # Warm-up, then the measured run; RSS sampled every second in a thread.
-        asyncio.run(_load("127.0.0.1", port, paths, args.clients, 5, 10**9))
-        rss: list[float] = []
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.wait(1.0):
-                rss.append(proc.memory_info().rss / 2**20)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        rss_before = proc.memory_info().rss / 2**20
-        cpu_before = proc.cpu_times()
-        sampler.start()
-        latencies, errors, wall = asyncio.run(_load("127.0.0.1", port, paths, args.clients, args.seconds,
-                                                    args.max_requests))
-        stop.set()
-        sampler.join()
-        cpu_after = proc.cpu_times()
-        rss_after = proc.memory_info().rss / 2**20
+        script = wrk_script(paths, OUT)
+        # Warm-up (also fills the answer caches), then the measured run with memory sampled each second.
+        if args.client == "wrk":
+            run_wrk(server.port, script, args.clients, 5)
+        else:
+            run_python_client(server.port, paths, args.clients, 5, 10**9)
+        cpu_before = server.cpu_seconds()
+        with MemorySampler(server) as memory:
+            if args.client == "wrk":
+                figures, client_cpu, text = run_wrk(server.port, script, args.clients, args.seconds)
+                print(text, flush=True)
+            else:
+                figures, client_cpu = run_python_client(server.port, paths, args.clients, args.seconds,
+                                                        args.max_requests)
+        server_cpu = server.cpu_seconds() - cpu_before
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    half = len(rss) // 2
+        server.stop()
     return {
         "run": "search",
+        "client": args.client,
         "videos": args.videos,
         "clients": args.clients,
         "distinct_queries": args.queries,
+        "server_workers": args.workers,
         "server_search_cache": args.cache,
-        "seconds": round(wall, 2),
-        "requests": len(latencies),
-        "throughput_rps": round(len(latencies) / wall, 1),
-        "latency_ms": _percentiles(latencies),
-        "errors": dict(errors),
+        **figures,
         "server_startup_s": round(startup, 1),
-        "server_cpu_s": round((cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system), 1),
-        "server_rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1),
-                          "max": round(max(rss or [rss_after]), 1),
-                          "first_half_mean": round(statistics.mean(rss[:half] or [rss_before]), 1),
-                          "second_half_mean": round(statistics.mean(rss[half:] or [rss_after]), 1)},
-        "load_average_1m": round(os.getloadavg()[0], 2),
+        "server_index_log": server.index_log(),
+        "server_cpu_s": round(server_cpu, 1),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / max(figures["requests"], 1), 3),
+        "client_cpu_s": round(client_cpu, 1),
+        "server_memory_mb": memory.summary(),
+        "load_average_at_start": [round(x, 2) for x in load_average],
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
+
+
+def run_startup(args: argparse.Namespace) -> dict[str, Any]:
+    """Start-up time without a snapshot (build from the DB and write it), then with it (map it)."""
+    lib_dir = _library(args)
+    out: dict[str, Any] = {"run": "startup", "videos": args.videos, "server_workers": args.workers,
+                           "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    for case in ("rebuild", "snapshot"):
+        if case == "rebuild":
+            shutil.rmtree(lib_dir / "index" / "textsearch", ignore_errors=True)
+        server = ServedLibrary(lib_dir, workers=args.workers, cache=0)
+        try:
+            ready = server.wait_ready()
+            rss, pss = server.memory_mb()
+        finally:
+            server.stop()
+        out[case] = {"ready_s": round(ready, 1), "index_log": server.index_log(),
+                     "rss_mb": round(rss, 1), "pss_mb": round(pss, 1)}
+        print(case, json.dumps(out[case], ensure_ascii=False), flush=True)
+    return out
 
 
 def _quote(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe="")
-
-
-def _wait_ready(port: int, server: subprocess.Popen, timeout: float) -> dict[str, Any]:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited: {server.stderr.read() if server.stderr else ''}")
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
-        except httpx.TransportError:
-            time.sleep(0.5)
-    raise RuntimeError("server did not become ready")
-
 
 # ---------------------------------------------------------------------------------------------------
 # concurrent uploads
@@ -407,13 +605,24 @@ def main() -> None:
     s.add_argument("--lib", default=None, help="library folder (built when missing)")
     s.add_argument("--cache", type=int, default=4096, help="server's search cache size (0: every query computed)")
     s.add_argument("--queries", type=int, default=2000, help="distinct queries the clients draw from")
+    s.add_argument("--workers", type=int, default=1, help="server worker processes")
+    s.add_argument("--client", choices=("wrk", "python"), default="wrk", help="load generator")
+    st = sub.add_parser("startup", help="start-up time with and without the keyword index snapshot")
+    st.add_argument("--videos", type=int, default=100_000)
+    st.add_argument("--lib", default=None, help="library folder (built when missing)")
+    st.add_argument("--workers", type=int, default=1, help="server worker processes")
     u = sub.add_parser("uploads", help="concurrent uploads, each analysed exactly once")
     u.add_argument("--clips", type=int, default=20)
     u.add_argument("--real", action="store_true", help="use the real pretrained encoders (slow)")
     args = parser.parse_args()
-    result = run_search(args) if args.run == "search" else run_uploads(args)
     OUT.mkdir(exist_ok=True)
-    tag = "-real" if getattr(args, "real", False) else f"-cache{args.cache}" if args.run == "search" else ""
+    result = {"search": run_search, "startup": run_startup, "uploads": run_uploads}[args.run](args)
+    if args.run == "search":
+        tag = f"-w{args.workers}-cache{args.cache}" + ("-python" if args.client == "python" else "")
+    elif args.run == "startup":
+        tag = f"-w{args.workers}"
+    else:
+        tag = "-real" if args.real else ""
     out = OUT / f"service-{args.run}{tag}.json"
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(result, indent=2, ensure_ascii=False))

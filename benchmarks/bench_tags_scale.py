@@ -1,11 +1,12 @@
 """Scale benchmark: a 1,000,000-tag library. Build (bulk import into SQLite + Aho-Corasick matcher), load
 (matcher from its cache file, and rebuilt from the DB), match one video's text fields against it, recall
-candidates (content-text channel + zero-shot ranker, no encoder), memory.
+candidates (content-text channel + zero-shot ranker, no encoder), memory; with ``--history``, also the
+diff and the rollback of the import (one revision of a million tags).
 
 Tags are synthetic but real words: every word of length ≥ 2 in jieba's dictionary, then two-word
 combinations of them (seeded) up to the count asked. Texts are the 362 Bilibili title + desc + dynamic.
 
-    flock /tmp/vidlens-bench.lock .venv/bin/python benchmarks/bench_tags_scale.py [--tags 1000000]
+    flock /tmp/vidlens-bench.lock .venv/bin/python benchmarks/bench_tags_scale.py [--tags 1000000] [--history]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -50,6 +52,7 @@ def make_tags(n: int, seed: int = 0) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tags", type=int, default=1_000_000)
+    ap.add_argument("--history", action="store_true", help="also time diff and rollback of the import")
     args = ap.parse_args()
 
     from vidlens.tags import Tagger, TagLibrary, TagMatcher, VideoDoc
@@ -59,6 +62,7 @@ def main() -> None:
     base = rss_mb()
     tmp = Path(tempfile.mkdtemp())
     lib = TagLibrary(f"sqlite:///{tmp / 'tags.db'}", user="bench")
+    v0 = lib.version
     t0 = time.perf_counter()
     report = lib.import_records(({"name": n} for n in names), source="bench")
     t_import = time.perf_counter() - t0
@@ -69,6 +73,7 @@ def main() -> None:
                             "total": round(t_import + t_matcher, 1)}
     out["created"] = report.created
     out["rss_mb_after_build"] = round(rss_mb() - base, 1)
+    out["peak_rss_mb_build"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps({"partial": out}), flush=True)
     t0 = time.perf_counter()
     matcher.save(tmp / "matcher.pkl")
@@ -111,6 +116,17 @@ def main() -> None:
                                               "p95": round(times[int(0.95 * len(times))], 2)}
     out["rss_mb_total"] = round(rss_mb(), 1)
     out["db_file_mb"] = round((tmp / "tags.db").stat().st_size / 2**20, 1)
+    if args.history:
+        del tagger, matcher
+        t0 = time.perf_counter()
+        n_diff = len(lib.diff(v0, report.version))
+        out["history_seconds"] = {"diff": round(time.perf_counter() - t0, 1), "diff_entries": n_diff}
+        t0 = time.perf_counter()
+        undo = lib.rollback(v0)
+        out["history_seconds"]["rollback"] = round(time.perf_counter() - t0, 1)
+        out["history_seconds"]["rolled_back"] = undo["restored"]
+        out["history_seconds"]["tags_left"] = lib.stats()["tags"]
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(out, ensure_ascii=False, indent=2))
 
 

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg espeak-ng fonts-noto-cjk chromium)
+APT_PACKAGES=(ffmpeg espeak-ng fonts-noto-cjk chromium postgresql wrk)
 PY=${PYTHON:-python3.11}
 VENV=.venv
 

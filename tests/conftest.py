@@ -4,6 +4,9 @@
 :func:`vidlens.testing.make_clip`; a second call with the same arguments returns the same file.
 Tests that need an encoder this ffmpeg lacks are skipped, as are all clip tests when ffmpeg,
 espeak-ng or the CJK font is missing (the skip reason gives the apt-get line).
+
+``database_url`` runs a storage test once on SQLite and once on a PostgreSQL server started for the
+session (see ``_postgres.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _postgres import database_url, postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 from vidlens.testing import clips
 

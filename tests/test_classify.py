@@ -34,22 +34,7 @@ from vidlens.classify.zeroshot import ZeroShotClassifier
 from vidlens.errors import ConfigError
 from vidlens.models import ModelVersionError
 from vidlens.taxonomy import Taxonomy
-
-
-class TinyTextEncoder:
-    """Character-bag vectors with the encoder interface (name, version, encode_batch)."""
-
-    name = "tiny-text"
-    version = "1"
-    dim = 32
-
-    def encode_batch(self, texts):
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            for ch in t.lower():
-                out[i, (ord(ch) * 7) % self.dim] += 1
-            out[i] /= max(np.linalg.norm(out[i]), 1e-6)
-        return out
+from vidlens.testing.encoders import CharBagEncoder
 
 
 def _config(fusion="modal_attention", head="hmc", epochs=8, **model):
@@ -204,7 +189,7 @@ def _rows_dataset(tmp_path, extra_rows=()):
     rows = read_rows(path)
     tax = taxonomy_from_rows(rows, ["l1", "l2"])
     ds = dataset_from_rows(rows, tax, fields={"title": ["title"], "summary": ["desc"]}, labels=["l1", "l2"],
-                           embedder=TextEmbedder(TinyTextEncoder()), name="rows")
+                           embedder=TextEmbedder(CharBagEncoder()), name="rows")
     return ds, rows, tax
 
 
@@ -226,16 +211,16 @@ def test_text_only_rows_train_the_same_model(tmp_path):
     bad = [*rows, {"id": "bad", "title": "x", "l1": "体育", "l2": "火星", "_line": 91}]
     with pytest.raises(LabelError, match=r"row bad \(line 91\): label '火星' is not a category"):
         dataset_from_rows(bad, tax, fields={"title": ["title"]}, labels=["l1", "l2"],
-                          embedder=TextEmbedder(TinyTextEncoder()))
+                          embedder=TextEmbedder(CharBagEncoder()))
     kept = dataset_from_rows(bad, tax, fields={"title": ["title"]}, labels=["l1", "l2"],
-                             embedder=TextEmbedder(TinyTextEncoder()), skip_bad_labels=True)
+                             embedder=TextEmbedder(CharBagEncoder()), skip_bad_labels=True)
     assert len(kept) == 90 and kept.source["skipped_bad_labels"] == 1
 
 
 def test_embedder_cache(tmp_path):
     calls = []
 
-    class Counting(TinyTextEncoder):
+    class Counting(CharBagEncoder):
         def encode_batch(self, texts):
             calls.append(len(texts))
             return super().encode_batch(texts)
@@ -252,7 +237,7 @@ def test_zero_shot_is_hierarchy_consistent_and_checks_versions():
                                         {"name": "basketball", "keywords": ["dunk"]}]},
         {"name": "food", "children": [{"name": "noodles"}, {"name": "pork stew"}]},
     ])
-    emb = TextEmbedder(TinyTextEncoder())
+    emb = TextEmbedder(CharBagEncoder())
     zs = ZeroShotClassifier(tax, emb)
     texts = ["football goal", "noodles", "basketball dunk", "pork stew"]
     from vidlens.classify.dataset import ModalityData
@@ -332,7 +317,7 @@ def test_train_from_config_on_rows_then_evaluate(tmp_path):
         'text_branch = { out_dim = 8, embed_dim = 8, num_buckets = 500, word_ngrams = [] }\n'
         '[train]\nepochs = 3\nbatch_size = 16\n')
     config = TrainConfig.load(path)
-    embedder = TextEmbedder(TinyTextEncoder())
+    embedder = TextEmbedder(CharBagEncoder())
     clf, folder = train_from_config(config, None, tmp_path / "out", embedder=embedder)
     card = json.loads((folder / "metrics.json").read_text())
     assert card["test"]["n"] == len(clf.splits["test"]) > 0 and card["data"]["source"]["kind"] == "rows"

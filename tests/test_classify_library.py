@@ -17,6 +17,7 @@ from vidlens.classify import DatasetError, LabelError, ModalitySource, TextEmbed
 from vidlens.classify.runs import classify_files, classify_library
 from vidlens.classify.zeroshot import ZeroShotClassifier
 from vidlens.taxonomy import Taxonomy
+from vidlens.testing.encoders import CharBagEncoder
 
 TAXONOMY = """categories:
 - name: warm
@@ -31,18 +32,6 @@ CLASSES = [("red", "red-ish", "warm", "red apple tomato"), ("green", "green-ish"
            ("blue", "blue-ish", "cool", "blue sky sea")]
 
 
-class TinyText:
-    name = "tiny-text"
-    version = "1"
-    dim = 32
-
-    def encode_batch(self, texts):
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for i, t in enumerate(texts):
-            for ch in t.lower():
-                out[i, (ord(ch) * 7) % self.dim] += 1
-            out[i] /= max(np.linalg.norm(out[i]), 1e-6)
-        return out
 
 
 class Bank:
@@ -61,7 +50,7 @@ class Bank:
         return np.stack([np.array([np.abs(b).mean(), b.std()], np.float32) for b in np.array_split(wave, n)])
 
     def text(self, texts):
-        return TinyText().encode_batch(texts)
+        return CharBagEncoder().encode_batch(texts)
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +122,7 @@ def test_bad_labels_and_missing_features(library, tmp_path, clip_factory):
 
 def test_zero_shot_over_library(library):
     lib, root = library
-    zs = ZeroShotClassifier(Taxonomy.load(root / "taxonomy.yaml"), TextEmbedder(TinyText()))
+    zs = ZeroShotClassifier(Taxonomy.load(root / "taxonomy.yaml"), TextEmbedder(CharBagEncoder()))
     records = classify_library(lib, zs, top_k=2)
     assert len(records) == 12
     tax = zs.taxonomy

@@ -392,3 +392,13 @@ def test_text_encoder_cross_lingual_similarity(text_encoder):
     assert text_encoder.encode_batch([]).shape == (0, 512)
     with pytest.raises(TypeError):
         text_encoder.encode_batch([None])
+
+
+def test_asr_beam_width_comes_from_config_and_keys_the_feature():
+    from vidlens.config import load_config
+    from vidlens.features.encoding import EncoderBank
+
+    greedy = EncoderBank(load_config(overrides={"extract": {"asr_beam_size": 1}}, environ={}))
+    default = EncoderBank(load_config(environ={}))
+    assert greedy.encoder("asr").beam_size == 1 and default.encoder("asr").beam_size == 5
+    assert greedy.key_of("asr") != default.key_of("asr")  # stored transcripts are re-made, not mixed

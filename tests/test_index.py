@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from vidlens.config import config_to_toml, load_config
 from vidlens.errors import ConfigError
 from vidlens.index import (
     INDEX_BACKENDS,
@@ -278,6 +281,11 @@ def test_faiss_switches_to_hnsw_and_tunes_ef_for_recall(tmp_path):
     meta = [{"categories": ["a" if i % 4 else "b"], "duration": i % 100} for i in range(3000)]
     index.upsert(ids, x, meta)
     index.brute_force_max = 100
+    assert 0.25 <= index.filter_exponent_ <= 1.0 and index.distances_per_ef_ >= 1.0
+    wide, narrow = index.plan(parse_filter("category=a")), index.plan(parse_filter("duration<=3"))
+    assert wide["strategy"] == "hnsw+filter" and wide["matched"] == 2250 and wide["ef_search"] > index.ef
+    assert narrow == {"matched": 120, "items": 3000, "strategy": "exact", "ef_search": None}
+    assert index.plan()["strategy"] == "hnsw"
     for spec in (["category=a"], ["duration<=3"]):
         flt = parse_filter(spec)
         allowed = np.array([flt.matches(m) for m in meta])
@@ -290,6 +298,23 @@ def test_faiss_switches_to_hnsw_and_tunes_ef_for_recall(tmp_path):
     index.save()
     again = load_index(tmp_path / "f")
     assert again.mode == "hnsw" and again.ef == index.ef
+    assert again.filter_exponent_ == index.filter_exponent_ and again.distances_per_ef_ == index.distances_per_ef_
+
+
+def test_faiss_filter_bitmaps_are_cached_until_a_write():
+    x = clustered(400, 16)
+    ids = [f"v{i}" for i in range(400)]
+    index = FaissIndex(16, exact_threshold=100, hnsw_m=8, ef_construction=40, ef_search=32)
+    index.upsert(ids, x, [{"categories": ["a" if i % 10 else "b"]} for i in range(400)])
+    flt = parse_filter("category=b")
+    assert index.plan(flt)["matched"] == 40
+    assert {h.id for h in index.search_one(x[5], k=3, filter=flt)} <= {f"v{i}" for i in range(0, 400, 10)}
+    index.upsert(["new"], x[5:6], [{"categories": ["b"]}])  # a write drops the evaluated filters
+    assert index.plan(flt)["matched"] == 41
+    assert index.search_one(x[5], k=1, filter=flt)[0].id == "new"
+    index.delete(["new", "v0"])
+    assert index.plan(flt)["matched"] == 39
+    assert {h.id for h in index.search(x[:3], k=50, filter=flt)[0]} == {f"v{i}" for i in range(10, 400, 10)}
 
 
 def test_faiss_compacts_after_many_deletes_and_drops_back_to_exact(tmp_path):
@@ -334,6 +359,34 @@ def test_registry_and_config():
     assert cfg.backend_params()["exact_threshold"] == 10
     with pytest.raises(ConfigError, match=r"index\.hnsw_m"):
         IndexConfig.from_dict({"hnsw_m": 1})
+
+
+def test_index_section_of_the_library_config(tmp_path):
+    from vidlens.retrieval.library_index import index_config
+
+    cfg = load_config(environ={})
+    assert cfg.index == IndexConfig() and cfg.index.backend == "faiss" and cfg.index.ef_search is None
+    (tmp_path / "vidlens.toml").write_text('[index]\nbackend = "milvus"\nhnsw_m = 24\nmilvus_uri = "x.db"\n')
+    cfg = load_config(tmp_path, environ={"VIDLENS_INDEX__EF_SEARCH": "128"})
+    assert (cfg.index.backend, cfg.index.hnsw_m, cfg.index.ef_search) == ("milvus", 24, 128)
+    assert cfg.index.backend_params() == {"hnsw_m": 24, "ef_construction": 40, "ef_search": 128,
+                                          "target_recall": 0.95, "uri": "x.db", "collection": "vidlens"}
+    again = tmp_path / "again.toml"
+    again.write_text(config_to_toml(cfg))
+    assert load_config(config_file=again, environ={}) == cfg
+    # a library's section is the base; the CLI's --backend (a dict) changes only what it names
+    lib = SimpleNamespace(config=cfg)
+    assert index_config(lib).hnsw_m == 24
+    assert (index_config(lib, {"backend": "faiss"}).backend, index_config(lib, {"backend": "faiss"}).hnsw_m) == (
+        "faiss", 24)
+    for env, key in [({"VIDLENS_INDEX__NPROBE": "3"}, "index.nprobe"),
+                     ({"VIDLENS_INDEX__BACKEND": "annoy"}, "index.backend"),
+                     ({"VIDLENS_INDEX__HNSW_M": "1"}, "index.hnsw_m"),
+                     ({"VIDLENS_INDEX__MILVUS_COLLECTION": "no spaces"}, "index.milvus_collection")]:
+        with pytest.raises(ConfigError, match=re.escape(key)):
+            load_config(environ=env)
+    with pytest.raises(ConfigError, match=r"index\.nprobe"):
+        index_config(lib, {"nprobe": 3})
 
 
 def test_parse_filter_forms_and_errors():

@@ -16,8 +16,10 @@ from vidlens.errors import NotFoundError, VidlensError
 
 
 @pytest.fixture
-def lib(tmp_path):
-    with vidlens.open(tmp_path / "lib") as library:
+def lib(tmp_path, database_url):
+    """A new library on each metadata backend (on SQLite, the default file inside the folder)."""
+    overrides = {"database_url": database_url} if database_url.startswith("postgresql") else None
+    with vidlens.open(tmp_path / "lib", overrides=overrides) as library:
         yield library
 
 

@@ -20,6 +20,7 @@ from vidlens.retrieval import (
     FrameWhitening,
     VideoEmbedder,
     align,
+    cached_library_index,
     dedup,
     open_library_index,
     search,
@@ -219,6 +220,43 @@ def test_index_missing_stale_and_rebuilt(lib, clip_factory, tmp_path):
     space = open_library_index(lib, "video")
     assert len(space.index) == 6
     space.close()
+
+
+def test_search_keeps_the_index_open_until_something_changes(lib, clip_factory, tmp_path, monkeypatch):
+    import vidlens.encoders as encoders
+    module = sys.modules["vidlens.retrieval.library_index"]
+
+    lib, ids = lib
+    opened = []
+    real_open = module._open
+    monkeypatch.setattr(module, "_open", lambda *a, **kw: opened.append(kw.get("current")) or real_open(*a, **kw))
+    built = []
+    real_create = encoders.create_encoder
+    monkeypatch.setattr(encoders, "create_encoder", lambda name, **kw: built.append(name) or real_create(name))
+    assert search(lib, "红烧肉", k=1)[0]["id"] == ids["cook.mp4"]  # the query encoder by its registry name
+    first = cached_library_index(lib, "text").index
+    assert len(opened) == 1 and built == ["hashed_ngrams"]
+    search(lib, "piano", k=1)
+    search(lib, "游戏", k=2, filters=["category=美食"])
+    assert len(opened) == 1 and built == ["hashed_ngrams"] and cached_library_index(lib, "text").index is first
+    # the index files rewritten (another process, `vidlens index --rebuild`): loaded again
+    open_library_index(lib, "text", rebuild=True).close()
+    assert search(lib, "piano", k=1)[0]["id"] == ids["music.mp4"]
+    assert len(opened) == 3 and opened[-1] is None and cached_library_index(lib, "text").index is not first
+    # a new video: upserted into the open index in place, with the stale message
+    current = cached_library_index(lib, "text")
+    new = tmp_path / "new.mp4"
+    shutil.copy(clip_factory(duration=1.0, size=(64, 48), color="blue"), new)
+    lib.ingest([new])
+    lib.extract(["frames", "cover", "text"], encoders=LayoutBank())
+    messages: list[str] = []
+    search(lib, "音乐", messages=messages)
+    assert any("stale" in m for m in messages), messages
+    assert opened[-1] is current.index
+    assert cached_library_index(lib, "text").index is current.index and len(current.index) == 6
+    assert built == ["hashed_ngrams"]
+    lib.close()
+    assert lib not in module._OPEN
 
 
 def test_search_on_milvus_backend_matches_faiss(lib):

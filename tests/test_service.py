@@ -357,7 +357,8 @@ def test_keyword_index_updates_and_refreshes(tmp_path, speech_clip, silent_clip)
     lib.close()
 
 
-def test_vidlens_serve_prints_token_once_and_serves(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_vidlens_serve_prints_token_once_and_serves(tmp_path, workers):
     import socket
 
     with socket.socket() as s:
@@ -365,7 +366,8 @@ def test_vidlens_serve_prints_token_once_and_serves(tmp_path):
         port = s.getsockname()[1]
     lib = tmp_path / "lib"
     env = {**os.environ, "VIDLENS_LIBRARY": str(lib)}
-    cmd = [sys.executable, "-m", "vidlens", "serve", "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    cmd = [sys.executable, "-m", "vidlens", "serve", "--port", str(port), "--no-access-log", "--log-level", "warning",
+           "--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
         lines = []
@@ -377,7 +379,7 @@ def test_vidlens_serve_prints_token_once_and_serves(tmp_path):
         assert any("new API token" in x and token in x for x in lines), lines
         import httpx
 
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:
             try:
                 r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
@@ -389,9 +391,10 @@ def test_vidlens_serve_prints_token_once_and_serves(tmp_path):
         r = httpx.post(f"http://127.0.0.1:{port}{API}/jobs", json={"kind": "extract"},
                        headers={"Authorization": f"Bearer {token}"}, timeout=5)
         assert r.status_code == 202
+        assert (lib / "index" / "textsearch" / "CURRENT").is_file()  # the keyword index snapshot
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.wait(30)
 
 
 def test_classification_is_wired_into_analysis_search_and_a_sync_endpoint(client, speech_clip, silent_clip):

@@ -12,8 +12,8 @@ from vidlens.tags.miners import PatternMiner, QualityPhraseMiner, TrendingPhrase
 
 
 @pytest.fixture
-def tags(tmp_path):
-    return TagLibrary(f"sqlite:///{tmp_path / 'tags.db'}", user="alice")
+def tags(database_url):
+    return TagLibrary(database_url, user="alice")
 
 
 def test_normal_form_folds_width_case_script_and_space():

@@ -5,10 +5,14 @@ The public face is small::
     import vidlens
     lib = vidlens.open("mylib/")
     lib.ingest("videos/")
-    print(lib.status())
+    lib.extract()
+    lib.classify()          # L1/L2 categories (zero-shot until a model is trained)
+    lib.search("做红烧肉")   # text -> video
+    lib.similar(video_id); lib.dedup(); lib.tag()
 
-Inside: ``media`` decodes, ``ingest`` takes files in, ``store`` keeps rows and features,
-``encoders`` turn media into features, ``features`` runs extraction, ``models`` classify.
+Inside, in data-flow order: ``media`` decodes, ``ingest`` takes files in, ``store`` keeps rows and
+features, ``encoders`` turn media into features, ``features`` runs extraction, ``models`` and
+``classify`` categorise, ``index`` and ``retrieval`` search, ``tags`` tag, ``service`` serves HTTP.
 """
 
 from vidlens.config import VidlensConfig, load_config

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -59,6 +59,56 @@ class ExtractConfig(_Section):
     ocr_max_frames: int = Field(8, ge=0, le=1000, description="cap on frames sent to OCR per video")
     asr_max_seconds: float = Field(600.0, gt=0)
     asr_language: str | None = Field(None, description="force an ASR language (e.g. 'zh'); None detects")
+    asr_beam_size: int = Field(5, ge=1, le=10, description="Whisper beam width (1 = greedy: ~25 % less ASR "
+                               "CPU, slightly higher error rate; see BENCHMARKS.md)")
+
+
+class IndexConfig(_Section):
+    """How a library's vectors are indexed (see vidlens.index): the backend by registry name and its
+    parameters. The ``[index]`` section of ``vidlens.toml``; the CLI's ``--backend`` overrides ``backend``."""
+
+    backend: Literal["faiss", "milvus"] = Field(
+        "faiss", description="'faiss' (embedded, the default) or 'milvus' (a Milvus server, or Milvus Lite in a file)"
+    )
+    exact_threshold: int = Field(
+        20_000, ge=0, description="FAISS: exact search up to this many vectors, HNSW above it"
+    )
+    hnsw_m: int = Field(16, ge=4, le=128, description="HNSW graph degree (memory per item ≈ 4·dim + 8·hnsw_m bytes)")
+    ef_construction: int = Field(
+        40, ge=8, le=4096, description="HNSW build-time beam width (build time grows about linearly with it)"
+    )
+    ef_search: int | None = Field(
+        None, ge=1, le=32_768, description="HNSW query-time beam width; None: tuned for target_recall"
+    )
+    target_recall: float = Field(
+        0.95, gt=0, le=1, description="recall@10 against exact search that efSearch is tuned for"
+    )
+    brute_force_max: int = Field(
+        20_000, ge=0, description="FAISS: a filter matching at most this many vectors is searched exactly"
+    )
+    milvus_uri: str | None = Field(
+        None,
+        description="Milvus: server URI (http://host:19530) or a local file; default LIBRARY/index/<space>/milvus.db",
+    )
+    milvus_collection: str = Field("vidlens", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Milvus collection")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> IndexConfig:
+        """Validate a plain dict (as the ``[index]`` section); errors name the bad key."""
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as exc:
+            problems = [f"index.{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
+                        for e in exc.errors()]
+            raise ConfigError("invalid index configuration: " + "; ".join(problems)) from None
+
+    def backend_params(self) -> dict[str, Any]:
+        """The keyword parameters the chosen backend's constructor takes."""
+        common = {"hnsw_m": self.hnsw_m, "ef_construction": self.ef_construction, "ef_search": self.ef_search,
+                  "target_recall": self.target_recall}
+        if self.backend == "faiss":
+            return {**common, "exact_threshold": self.exact_threshold, "brute_force_max": self.brute_force_max}
+        return {**common, "uri": self.milvus_uri, "collection": self.milvus_collection}
 
 
 class VidlensConfig(_Section):
@@ -70,6 +120,7 @@ class VidlensConfig(_Section):
     media: MediaConfig = Field(default_factory=MediaConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

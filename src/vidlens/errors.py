@@ -54,12 +54,21 @@ class NotFoundError(VidlensError):
     """A video, model or other named thing does not exist in the library."""
 
 
+class StorageError(VidlensError):
+    """The library cannot be stored to or read from (a full disk, a metadata DB that is gone).
+
+    Raised by a whole run, not per item: the run stops, what was stored before stays, and a re-run once
+    the problem is fixed does the rest.
+    """
+
+
 __all__ = [
     "ConfigError",
     "IngestError",
     "MediaError",
     "MissingDependencyError",
     "NotFoundError",
+    "StorageError",
     "VidlensError",
     "display_path",
 ]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from vidlens.config import CONFIG_FILE_NAME, VidlensConfig, load_config
 from vidlens.errors import VidlensError
@@ -74,7 +76,7 @@ class Library:
         return VectorStore(self.folder("features"))
 
     def extract(self, modalities: list[str] | None = None, ids: list[str] | None = None, force: bool = False,
-                progress: bool = False, encoders: Any = None) -> ExtractReport:
+                progress: bool = False, encoders: Any = None, engine: Any = None) -> ExtractReport:
         """Compute the features that are missing or stale, for every video (or ``ids``).
 
         Args:
@@ -83,6 +85,8 @@ class Library:
             force: recompute even up-to-date features.
             progress: draw a progress bar on stderr.
             encoders: an ``EncoderBank`` to use instead of the real pretrained encoders.
+            engine: a :mod:`vidlens.engines` engine for the per-video work (default: this process);
+                results are stored here either way.
 
         Returns:
             Counts and seconds per feature, and per-video errors (also recorded, see :meth:`errors`).
@@ -97,7 +101,7 @@ class Library:
             raise VidlensError(str(exc)) from None
         total = len(extractor.plan(ids)) if progress else None
         with progress_bar(total, "extract", enabled=progress) as advance:
-            return extractor.run(ids, progress=advance)
+            return extractor.run(ids, progress=advance, engine=engine)
 
     def features(self, ref: str) -> FeatureSet:
         """The :class:`FeatureSet` of one video (pooled vectors loaded, sequences lazily)."""
@@ -162,9 +166,78 @@ class Library:
             n += 1
         return n
 
+    # -- understanding ---------------------------------------------------------------------------
+    # Thin doors into the sub-packages, imported lazily so that opening a library stays light.
+    def classify(self, ids: list[str] | None = None, *, model: str | os.PathLike | None = None,
+                 zero_shot: bool = False, taxonomy: str | os.PathLike | None = None, top_k: int = 5
+                 ) -> list[dict[str, Any]]:
+        """Categories (L1, L2, confidences, top-k, modalities present) for videos of this library.
+
+        Args:
+            ids: video ids or unique prefixes (default: every video).
+            model: a trained model's name or folder (default: the newest model in ``models/``; zero-shot
+                over the shipped or given taxonomy when there is none).
+            zero_shot: classify from category names even when a trained model exists.
+            taxonomy: a taxonomy file for zero-shot (default: the shipped one).
+            top_k: categories listed per video.
+
+        Returns:
+            One record per video, as ``vidlens classify`` prints them.
+
+        Raises:
+            ModelVersionError: the model was trained on features of other encoder versions.
+        """
+        from vidlens.classify.runs import classify_library, find_model, zero_shot_for_library
+        from vidlens.classify.trained import TrainedClassifier
+        from vidlens.taxonomy import Taxonomy
+
+        folder = None if zero_shot else find_model(None if model is None else str(model), self)
+        if folder is not None:
+            classifier: Any = TrainedClassifier.load(folder)
+        else:
+            classifier = zero_shot_for_library(self, Taxonomy.load(taxonomy) if taxonomy else None)
+        return classify_library(self, classifier, ids=ids, top_k=top_k)
+
+    def search(self, query: str, filters: list[str] | str | None = None, k: int = 10) -> list[dict[str, Any]]:
+        """Videos matching a text query in any language the text encoder knows, best first.
+
+        ``filters`` are strings such as ``"category=美食"`` or ``"duration<=60"`` (see
+        :func:`vidlens.retrieval.search`).
+        """
+        from vidlens.retrieval import search
+
+        return search(self, query, filters, k)
+
+    def similar(self, ref: str | os.PathLike, k: int = 10, filters: list[str] | str | None = None
+                ) -> list[dict[str, Any]]:
+        """Videos nearest to a library video (id or prefix) or to a video file."""
+        from vidlens.retrieval import similar
+
+        return similar(self, ref, k, filters)
+
+    def dedup(self, threshold: float | None = None) -> list[dict[str, Any]]:
+        """Groups of near-duplicate videos, with scores and matching segments, largest first."""
+        from vidlens.retrieval import DEFAULT_THRESHOLD, dedup
+
+        return dedup(self, DEFAULT_THRESHOLD if threshold is None else threshold)
+
+    def tag(self, ids: list[str] | None = None, *, encoder: str | None = "muse_v3", ranker: str | None = None,
+            save: bool = False) -> list[dict[str, Any]]:
+        """Core and related tags (scores, recalling channels) from the library's tag library.
+
+        ``encoder`` embeds text for the cross-modal channel and the ranker (``"none"``: matching only);
+        ``ranker`` is ``"zero_shot"``, a saved ranker folder, or None for the library's trained one.
+        """
+        from vidlens.tags.runs import tag_library
+
+        return tag_library(self, ids, encoder=encoder, ranker=ranker, save=save)
+
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the DB connections."""
+        """Release the DB connections and the indexes that searches kept open."""
+        searched = sys.modules.get("vidlens.retrieval.library_index")  # not imported: no index is open
+        if searched is not None:
+            searched.close_library_indexes(self)
         self.store.close()
 
     def __enter__(self) -> Library:
@@ -185,6 +258,28 @@ def _redact(url: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}"
     return url
+
+
+def _write_external_db_marker(root: Path, url: str) -> None:
+    """Mark a new library whose metadata DB lives outside the folder (there is no library.db to find).
+
+    Its ``vidlens.toml`` names the DB; a URL with a password is written only as a comment. A second
+    process creating the same library at the same moment finds the file there and leaves it.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return
+    if parsed.password is None:
+        text = f"database_url = {json.dumps(url)}\n"  # a JSON string is a TOML basic string
+    else:
+        shown = parsed.render_as_string(hide_password=True)
+        text = (f"# Metadata DB: {shown} (password not stored here). Give the URL with --database-url or\n"
+                f"# VIDLENS_DATABASE_URL each time, or set database_url in this file.\n")
+    try:
+        with open(root / CONFIG_FILE_NAME, "x", encoding="utf-8") as fh:
+            fh.write(text)
+    except FileExistsError:
+        pass
 
 
 def open_library(
@@ -223,6 +318,8 @@ def open_library(
             )
         root.mkdir(parents=True, exist_ok=True)
     config = load_config(root, config_file=config_file, overrides=overrides)
+    if not is_library and config.database_url is not None:
+        _write_external_db_marker(root, config.database_url)
     lib = Library(root, config)
     for name in SUBFOLDERS:
         (root / name).mkdir(exist_ok=True)

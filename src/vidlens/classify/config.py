@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vidlens.classify.dataset import Kind
 from vidlens.errors import ConfigError, NotFoundError
 from vidlens.models import ComponentSpec
+from vidlens.models.multimodal_classifier import check_modality_name
 
 
 class SplitConfig(BaseModel):
@@ -96,12 +97,7 @@ class ModalityInput(BaseModel):
     text_branch: dict[str, Any] = Field(default_factory=dict)
     project_dim: int | None = Field(None, gt=0)
 
-    @field_validator("name")
-    @classmethod
-    def _identifier(cls, value: str) -> str:
-        if not value.isidentifier():
-            raise ValueError(f"modality name {value!r} must be a Python identifier")
-        return value
+    _identifier = field_validator("name")(check_modality_name)
 
 
 class ModelSection(BaseModel):

@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from vidlens.cli._app import CliContext, cli, err, out, pass_ctx, print_json
+from vidlens.cli._engine import engine_options, make_engine
 
 
 def _lib_or_none(ctx: CliContext):
@@ -133,16 +134,30 @@ def evaluate(ctx: CliContext, model: str | None, zero_shot: bool, taxonomy: str 
 @click.option("--id", "ids", multiple=True, help="only this video (id or prefix); repeatable")
 @click.option("--top-k", default=5, show_default=True, help="categories listed per video")
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="JSON lines file")
+@engine_options
 @pass_ctx
 def classify_cmd(ctx: CliContext, paths: tuple[str, ...], model: str | None, zero_shot: bool, taxonomy: str | None,
-                 ids: tuple[str, ...], top_k: int, output) -> None:
+                 ids: tuple[str, ...], top_k: int, output, engine_name: str, address: str | None,
+                 workers: int | None, batch_size: int | None) -> None:
     """Categories of the library's videos (or of PATHS, ingested and extracted first) as JSON lines:
     id, l1, l2, confidences, top-k and the modalities present."""
     from vidlens.classify.runs import classify_files, classify_library, find_model
     from vidlens.classify.trained import TrainedClassifier
     from vidlens.taxonomy import Taxonomy
 
-    if paths:
+    engine = make_engine(engine_name, address, workers, batch_size)
+    if engine.name != "local":
+        if paths:
+            raise click.UsageError("--engine ray classifies library videos: run `vidlens ingest PATHS` and "
+                                   "`vidlens extract --engine ray` first, then classify without PATHS")
+        from vidlens.engines.tasks import classify_videos
+
+        classifier, lib = _load_classifier(ctx, model, zero_shot, taxonomy)
+        folder = find_model(model, lib) if isinstance(classifier, TrainedClassifier) else None
+        with engine:
+            records = classify_videos(lib, classifier, engine, model_folder=folder, taxonomy=taxonomy,
+                                      ids=list(ids) or None, top_k=top_k)
+    elif paths:
         lib = ctx.lib(create=True)
         folder = None if zero_shot else find_model(model, lib)
         classifier = TrainedClassifier.load(folder) if folder is not None else None

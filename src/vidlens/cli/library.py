@@ -1,4 +1,4 @@
-"""Library commands: init, ingest, status, show, extract, export, config, models, demo."""
+"""Library commands: init, ingest, status, show, extract, embed, export, config, models, demo."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from vidlens.cli._app import CliContext, cli, err, out, pass_ctx, print_json
+from vidlens.cli._engine import engine_options, make_engine
 from vidlens.config import config_to_toml
 
 
@@ -133,16 +134,23 @@ def show(ctx: CliContext, video_id: str, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="recompute features that are up to date")
 @click.option("--json", "as_json", is_flag=True, help="print the run report as JSON")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+@engine_options
 @pass_ctx
 def extract(ctx: CliContext, modalities: str | None, ids: tuple[str, ...], force: bool, as_json: bool,
-            quiet: bool) -> None:
+            quiet: bool, engine_name: str, address: str | None, workers: int | None, batch_size: int | None
+            ) -> None:
     """Compute features with the pretrained encoders; resumable and idempotent.
+
+    With --engine ray the decoding and encoders run in Ray workers (each loads the models once); this
+    process stores the results, so a re-run skips what either engine finished.
 
     Exits with status 1 when some features failed; they are recorded and listed by `vidlens status`.
     """
     lib = ctx.lib(create=False)
     mods = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
-    report = lib.extract(mods, ids=list(ids) or None, force=force, progress=not quiet and not as_json)
+    with make_engine(engine_name, address, workers, batch_size) as engine:
+        report = lib.extract(mods, ids=list(ids) or None, force=force, progress=not quiet and not as_json,
+                             engine=engine)
     summary = report.to_dict()
     if as_json:
         print_json(summary)
@@ -158,6 +166,40 @@ def extract(ctx: CliContext, modalities: str | None, ids: tuple[str, ...], force
         for e in report.errors[:20]:
             err.print(f"[red]failed[/] {e['video_id']} {e['feature']}: {e['message']}", highlight=False)
     if report.errors:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--space", type=click.Choice(["text", "video", "all"]), default="all", show_default=True,
+              help="which index: text-side vectors, fused video vectors, or both")
+@click.option("--rebuild", is_flag=True, help="rebuild the indexes from stored features even when up to date")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@engine_options
+@pass_ctx
+def embed(ctx: CliContext, space: str, rebuild: bool, as_json: bool, engine_name: str, address: str | None,
+          workers: int | None, batch_size: int | None) -> None:
+    """Refresh the text vectors (titles, summaries, OCR/ASR text changed since the last run) on the
+    engine, then bring the vector indexes up to date from the stored features.
+
+    The index backend is the library's [index] setting (FAISS files in the library by default, or a
+    Milvus collection); this process writes the index.
+    """
+    from vidlens.engines.tasks import embed_library
+
+    lib = ctx.lib(create=False)
+    spaces = ["text", "video"] if space == "all" else [space]
+    with make_engine(engine_name, address, workers, batch_size) as engine:
+        report = embed_library(lib, engine, spaces=spaces, rebuild=rebuild)
+    if as_json:
+        print_json(report)
+        return
+    text = report["text_vectors"]
+    out.print(f"text vectors: {text['videos']} videos refreshed in {text['wall_seconds']:.1f} s")
+    for r in report["indexes"]:
+        for m in r["messages"]:
+            err.print(f"[yellow]{m}[/]", highlight=False)
+        out.print(f"{r['space']}: {r['items']} videos, {r['dim']}-d, {r.get('backend', '')}")
+    if text["errors"]:
         sys.exit(1)
 
 
@@ -233,8 +275,12 @@ def demo(ctx: CliContext, samples_dir: Path | None, n_clips: int) -> None:
     out.print(f"[bold]ingested[/] {report.counts}")
     extracted = lib.extract(progress=True)
     out.print(f"[bold]extracted[/] features of {extracted.videos} videos in {extracted.wall_seconds:.1f} s")
+    ids = [r.video_id for r in report.results if r.video_id is not None]
+    # Zero-shot over the shipped taxonomy: what `vidlens classify` gives before any training.
+    categories = {c["id"]: c for c in lib.classify(ids, zero_shot=True, top_k=1)} if ids else {}
     table = Table(title="what vidlens found", show_lines=True)
-    for col in ("id", "title", "media", "speech (ASR)", "on-screen text (OCR)", "visual concepts"):
+    for col in ("id", "title", "media", "speech (ASR)", "on-screen text (OCR)", "visual concepts",
+                "category (zero-shot)"):
         table.add_column(col, overflow="fold")
     for r in report.results:
         if r.video_id is None:
@@ -246,8 +292,11 @@ def demo(ctx: CliContext, samples_dir: Path | None, n_clips: int) -> None:
         media += f"\n{v['audio_codec']}" if v["has_audio"] else "\nno audio"
         asr = fs.results.get("asr", {})
         speech = f"[{asr.get('language')}] {fs.texts['asr']}" if fs.texts["asr"] else asr.get("message") or "-"
+        c = categories.get(r.video_id, {})
+        category = (f"{c['l1']} → {c['l2']}\n({c['confidence']['l2']:.2f})" if "l1" in c
+                    else c.get("error", "-"))
         table.add_row(v["id"][:10], v["title"] or "", media, speech, fs.texts["ocr"] or "-",
-                      fs.texts["concepts"] or "-")
+                      fs.texts["concepts"] or "-", category)
     out.print(table)
     if extracted.errors:
         for e in extracted.errors:

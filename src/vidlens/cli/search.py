@@ -125,3 +125,49 @@ def index_cmd(ctx: CliContext, space: str, rebuild: bool, backend: str | None, a
         _say(r["messages"])
         out.print(f"{r['space']}: {r['items']} videos, {r['dim']}-d, {r['backend']}"
                   + (f" ({r['mode']}, efSearch {r['ef_search']})" if r.get("mode") else ""))
+
+
+@cli.command("train-search")
+@click.option("--from", "sources", default="titles,captions,tags,clicks", show_default=True,
+              help="pair sources, comma-separated: titles, captions, tags (gold/manual), clicks (query→video)")
+@click.option("--pairs", "pairs_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="extra (query, video) rows: JSONL/JSON/CSV with 'query' and 'video' columns")
+@click.option("--holdout", default=0.0, show_default=True, type=click.FloatRange(0, 0.9),
+              help="share of videos whose pairs are kept out of training and used to report R@K")
+@click.option("--epochs", default=None, type=int, help="round-1 epochs (default: the model's)")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="model folder (default LIBRARY/models/two_tower, which `search --model auto` uses)")
+@pass_ctx
+def train_search(ctx: CliContext, sources: str, pairs_file: str | None, holdout: float, epochs: int | None,
+                 seed: int, out_dir: str | None) -> None:
+    """Train the two-tower text → video model on (query, video) pairs the library knows (titles,
+    descriptions, gold tags, click logs) and save it; `vidlens search --model auto` then ranks with it."""
+    import numpy as np
+
+    from vidlens.retrieval.pairs import library_pairs, split_pairs
+    from vidlens.retrieval.two_tower import TwoTowerModel, evaluate, library_inputs, train_library_model
+
+    lib = ctx.lib(create=False)
+    pairs, counts = library_pairs(lib, [s.strip() for s in sources.split(",") if s.strip()], pairs_file)
+    train, held = split_pairs(pairs, holdout, seed)
+    err.print(f"pairs: {len(pairs)} ({', '.join(f'{k} {v}' for k, v in counts.items())}); "
+              f"training on {len(train)}, holding out {len(held)}", highlight=False)
+    config: dict = {"seed": seed}
+    if epochs is not None:
+        config["epochs_round1"] = epochs
+    folder, history = train_library_model(lib, train, config=config, out=out_dir,
+                                          log=lambda msg: err.print(str(msg), highlight=False))
+    result: dict = {"model": str(folder), "pairs": counts, "trained_on": len(train), "history": history[-3:]}
+    if held:
+        from vidlens.encoders import create_encoder
+        from vidlens.retrieval.embedder import VideoEmbedder
+
+        model = TwoTowerModel.load(folder)
+        inputs, _, _ = library_inputs(lib, VideoEmbedder.from_state(model.meta["embedder"]))
+        encoder = create_encoder(model.meta["text_encoder"].split("@")[0])
+        row = {v: i for i, v in enumerate(inputs.ids)}
+        held = [(q, v) for q, v in held if v in row]
+        queries = np.asarray(encoder.encode_batch([q for q, _ in held]), np.float32)
+        result["held_out"] = {"pairs": len(held), **evaluate(model, inputs, queries, [row[v] for _, v in held])}
+    print_json(result)

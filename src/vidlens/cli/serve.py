@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,6 +17,9 @@ from vidlens.errors import MissingDependencyError
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="interface to listen on (0.0.0.0 exposes it to the network)")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="server processes sharing the port (more use more cores for search; each keeps its own "
+                   "engines and caches, one at a time runs the background jobs)")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="file holding the API token (created with a new random token if missing) "
                    "[default: LIBRARY/service/api_token]")
@@ -29,7 +35,7 @@ from vidlens.errors import MissingDependencyError
 @click.option("--job-workers", default=1, show_default=True, type=click.IntRange(1, 32),
               help="background job threads (encoders are heavy; 1 suits 2 cores)")
 @click.option("--search-cache-size", default=4096, show_default=True, type=click.IntRange(0, 1_000_000),
-              help="answered searches kept until the index changes (0: off)")
+              help="answered searches kept until the index changes (0: off; per worker process)")
 @click.option("--analyse", "analyse_all", is_flag=True,
               help="on start, queue analysis of every video whose features are missing")
 @click.option("--no-web", is_flag=True, help="serve the API only, not the web app")
@@ -37,18 +43,23 @@ from vidlens.errors import MissingDependencyError
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @click.option("--no-access-log", is_flag=True, help="do not log every request")
 @pass_ctx
-def serve(ctx: CliContext, host: str, port: int, token_file: Path | None, cors_origins: tuple[str, ...],
-          max_upload_mb: int, max_sync_seconds: float, ingest_roots: tuple[Path, ...], job_workers: int,
-          search_cache_size: int, analyse_all: bool, no_web: bool, log_level: str, no_access_log: bool) -> None:
+def serve(ctx: CliContext, host: str, port: int, workers: int, token_file: Path | None,
+          cors_origins: tuple[str, ...], max_upload_mb: int, max_sync_seconds: float, ingest_roots: tuple[Path, ...],
+          job_workers: int, search_cache_size: int, analyse_all: bool, no_web: bool, log_level: str,
+          no_access_log: bool) -> None:
     """Run the HTTP service: REST API (docs at /api/docs), web app at /, background analysis jobs.
 
     Write endpoints need the API token; a new one is generated into the library on first start and
-    printed once. Uploaded files are kept under LIBRARY/uploads.
+    printed once. Uploaded files are kept under LIBRARY/uploads. The keyword index is kept as a snapshot
+    under LIBRARY/index/textsearch, so later starts (and every worker process) map it in seconds.
     """
     try:
         import uvicorn
 
         from vidlens.service import ServiceSettings, create_app
+        from vidlens.service.app import WORKER_SPEC_ENV, settle_heap, worker_spec
+        from vidlens.service.jobs import JobQueue
+        from vidlens.service.security import TOKEN_FILE, load_or_create_token
     except ImportError as exc:
         raise MissingDependencyError(f"vidlens serve ({exc.name} is missing)",
                                      "pip install 'vidlens[service]'") from None
@@ -59,18 +70,37 @@ def serve(ctx: CliContext, host: str, port: int, token_file: Path | None, cors_o
         max_sync_seconds=max_sync_seconds, ingest_roots=[p.resolve() for p in ingest_roots],
         job_workers=job_workers, search_cache_size=search_cache_size, web=not no_web,
     )
-    app = create_app(lib, settings)
-    state = app.state.vidlens
-    where = token_file or lib.root / "service" / "api_token"
-    if state.token_created:
+    where = token_file or lib.root / TOKEN_FILE
+    token, created = load_or_create_token(where)
+    if created:
         # Printed to the terminal once, never logged; later starts only say where it is kept.
-        err.print(f"[bold]new API token[/] (kept in {where}): {state.token}", highlight=False)
+        err.print(f"[bold]new API token[/] (kept in {where}): {token}", highlight=False)
     else:
         err.print(f"API token: see {where}", highlight=False)
     if analyse_all:
-        job, _created = state.queue.submit("analyse", {"video_ids": None, "modalities": None, "force": False})
+        job, _created = JobQueue(lib.store).submit("analyse", {"video_ids": None, "modalities": None, "force": False})
         err.print(f"queued analysis of the library (job {job['id']})", highlight=False)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    err.print(f"vidlens serving {lib.root} at http://{shown}:{port}/  (API docs: /api/docs)", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=not no_access_log,
-                proxy_headers=False, server_header=False)
+    processes = f", {workers} worker processes" if workers > 1 else ""
+    err.print(f"vidlens serving {lib.root} at http://{shown}:{port}/  (API docs: /api/docs{processes})",
+              highlight=False)
+    options = {"host": host, "port": port, "log_level": log_level, "access_log": not no_access_log,
+               "log_config": _log_config(log_level), "proxy_headers": False, "server_header": False}
+    if workers == 1:
+        app = create_app(lib, settings)
+        settle_heap()
+        uvicorn.run(app, **options)
+        return
+    # Several processes need an import string: each worker builds its own app from the spec.
+    os.environ[WORKER_SPEC_ENV] = worker_spec(lib, settings, ctx.config_file, ctx.overrides)
+    lib.close()
+    uvicorn.run("vidlens.service.app:worker_app", factory=True, workers=workers, **options)
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging set-up, with vidlens's own messages (index start-up, jobs) on the same stream."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["vidlens"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config

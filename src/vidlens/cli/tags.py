@@ -14,10 +14,10 @@ import click
 from rich.table import Table
 
 from vidlens.cli._app import CliContext, cli, err, out, pass_ctx, print_json
+from vidlens.cli._engine import engine_options, make_engine
 from vidlens.errors import VidlensError
 
 TEXT_FIELDS = ("title", "summary", "desc", "dynamic", "ocr", "asr", "query", "sentence", "text")
-RANKER_FOLDER = "tag_ranker"
 
 
 def _tags(ctx: CliContext, by: str | None = None):
@@ -27,11 +27,9 @@ def _tags(ctx: CliContext, by: str | None = None):
 
 
 def _encoder(name: str):
-    if name == "none":
-        return None
-    from vidlens.encoders import create_encoder
+    from vidlens.tags.runs import text_encoder
 
-    return create_encoder(name)
+    return text_encoder(name)
 
 
 def _parse_dims(values: tuple[str, ...]) -> dict[str, str]:
@@ -306,7 +304,8 @@ def tags_decompose(ctx: CliContext, name) -> None:
 @pass_ctx
 def tags_import(ctx: CliContext, path, status, source, decompose, by) -> None:
     """Import tags from JSONL, CSV or a plain list (one name per line); bad lines are reported."""
-    report = _tags(ctx, by).import_file(path, status=status, source=source, decompose=decompose)
+    report = _tags(ctx, by).import_file(path, status=status, source=source, decompose=decompose,
+                                        progress=sys.stderr.isatty())
     print_json(report.to_dict())
     if report.errors:
         err.print(f"{len(report.errors)} line(s) could not be imported (see errors)")
@@ -364,29 +363,16 @@ def tags_assign(ctx: CliContext, video, names, source) -> None:
     print_json({"video_id": video_id, "tags": len(ids)})
 
 
-def _library_docs(ctx: CliContext, encoder, ids: list[str] | None = None) -> list:
-    from vidlens.tags import VideoDoc
+def _library_docs(ctx: CliContext, encoder) -> list:
+    from vidlens.tags.runs import library_docs
 
-    lib = ctx.lib(create=False)
-    refs = ids if ids else [v["id"] for v in lib.videos()]
-    docs = []
-    for ref in refs:
-        doc = VideoDoc.from_features(lib.features(ref))
-        if encoder is not None:
-            doc.encode(encoder)
-        docs.append(doc)
-    return docs
+    return library_docs(ctx.lib(create=False), encoder)
 
 
 def _tagger(ctx: CliContext, encoder, ranker: str | None, docs: list):
-    from vidlens.tags import Tagger
+    from vidlens.tags.runs import library_tagger
 
-    lib = ctx.lib(create=False)
-    saved = lib.root / "models" / RANKER_FOLDER
-    chosen: Any = ranker or (saved if (saved / "ranker.json").is_file() else "zero_shot")
-    tagger = Tagger(_tags(ctx), encoder=encoder, ranker=chosen)
-    tagger.use_tagged_videos(docs)
-    return tagger
+    return library_tagger(ctx.lib(create=False), _tags(ctx), encoder, ranker, docs)
 
 
 @tags.command("train")
@@ -405,7 +391,9 @@ def tags_train(ctx: CliContext, ranker, encoder, epochs) -> None:
     gold = tagger.tags.video_tags(sources=["gold", "manual"])
     tagger.ranker = RANKERS.create(ranker, epochs=epochs)
     tagger.fit(docs, gold)
-    folder = ctx.lib().root / "models" / RANKER_FOLDER
+    from vidlens.tags.runs import ranker_folder
+
+    folder = ranker_folder(ctx.lib())
     tagger.ranker.save(folder)
     print_json({"ranker": ranker, "videos": len(gold), "loss": tagger.ranker.history_[-3:], "saved": str(folder)})
 
@@ -429,7 +417,9 @@ def tags_feedback(ctx: CliContext, log, do_retrain, ranker, encoder) -> None:
         tagger = _tagger(ctx, enc, None, docs)
         gold = {k: set(v) for k, v in lib.video_tags(sources=["gold", "manual"]).items()}
         result["retrain"] = retrain(tagger, docs, gold, ranker=ranker)
-        tagger.ranker.save(ctx.lib().root / "models" / RANKER_FOLDER)
+        from vidlens.tags.runs import ranker_folder
+
+        tagger.ranker.save(ranker_folder(ctx.lib()))
     print_json(result)
 
 
@@ -441,34 +431,37 @@ def tags_feedback(ctx: CliContext, log, do_retrain, ranker, encoder) -> None:
 @click.option("--encoder", default="muse_v3", show_default=True, help="text encoder ('none': text matching only)")
 @click.option("--ranker", default=None, help="zero_shot, or a saved ranker folder (default: the library's)")
 @click.option("--save", is_flag=True, help="store the result as the videos' 'tagger' tags")
+@engine_options
 @pass_ctx
-def tag_command(ctx: CliContext, videos, all_videos, inputs, encoder, ranker, save) -> None:
+def tag_command(ctx: CliContext, videos, all_videos, inputs, encoder, ranker, save, engine_name, address, workers,
+                batch_size) -> None:
     """Tag videos: core tags, related tags, scores, and the channels that recalled each (JSON)."""
     from vidlens.tags import VideoDoc
+    from vidlens.tags.runs import tag_library
 
     if not (videos or all_videos or inputs):
         raise click.UsageError("name videos, or give --all or --input FILE")
+    engine = make_engine(engine_name, address, workers, batch_size)
+    if engine.name != "local":
+        if inputs:
+            raise click.UsageError("--engine ray tags library videos; tag --input records without it")
+        from vidlens.engines.tasks import tag_videos
+
+        with engine:
+            print_json(tag_videos(ctx.lib(), engine, ids=list(videos) or None, encoder=encoder, ranker=ranker,
+                                  save=save, tags=_tags(ctx)))
+        return
+    if not inputs:
+        print_json(tag_library(ctx.lib(), list(videos) or None, encoder=encoder, ranker=ranker, save=save,
+                               tags=_tags(ctx)))
+        return
     enc = _encoder(encoder)
-    lib_docs = _library_docs(ctx, enc) if (videos or all_videos) else []
-    tagger = _tagger(ctx, enc, ranker, lib_docs)
-    if inputs:
-        targets = []
-        for path in inputs:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")
-            records = json.loads(text) if path.endswith(".json") else [
-                json.loads(line) for line in text.splitlines() if line.strip()]
-            targets += [VideoDoc.from_record(r, encoder=enc) for r in (records if isinstance(records, list)
-                                                                        else [records])]
-    elif videos:
-        wanted = {ctx.lib().get(v)["id"] for v in videos}
-        targets = [d for d in lib_docs if d.video_id in wanted]
-    else:
-        targets = lib_docs
-    results = []
-    for doc in targets:
-        result = tagger.tag(doc)
-        results.append(result)
-        if save and doc.video_id:
-            scored = {t["tag"]: t["score"] for t in result["core"] + result["related"]}
-            tagger.tags.assign(doc.video_id, scored, source="tagger", create=False)
-    print_json(results)
+    tagger = _tagger(ctx, enc, ranker, [])
+    targets = []
+    for path in inputs:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        records = json.loads(text) if path.endswith(".json") else [
+            json.loads(line) for line in text.splitlines() if line.strip()]
+        targets += [VideoDoc.from_record(r, encoder=enc) for r in (records if isinstance(records, list)
+                                                                    else [records])]
+    print_json([tagger.tag(doc) for doc in targets])

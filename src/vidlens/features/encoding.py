@@ -48,7 +48,11 @@ class EncoderBank:
         if role not in self._encoders:
             from vidlens.encoders import create_encoder
 
-            self._encoders[role] = create_encoder(self.names[role])
+            name = self.names[role]
+            params: dict[str, Any] = {}
+            if role == "asr" and name == DEFAULT_ENCODERS["asr"]:
+                params["beam_size"] = self.config.extract.asr_beam_size
+            self._encoders[role] = create_encoder(name, **params)
         return self._encoders[role]
 
     def key_of(self, feature: str) -> str:

@@ -5,7 +5,8 @@
 - ``faiss_index.py``: FAISS, exact below a size threshold and HNSW (efSearch tuned) above it;
 - ``milvus_index.py``: Milvus through pymilvus (a cluster, or Milvus Lite in a local file);
 - ``filters.py``: :class:`SearchFilter` on category, duration and date, and :func:`parse_filter`;
-- ``config.py``: :class:`IndexConfig`.
+- :class:`IndexConfig` (the ``[index]`` section of ``vidlens.toml``) lives with the other settings in
+  :mod:`vidlens.config`.
 
 Example::
 
@@ -16,6 +17,7 @@ Example::
     index.save()
 """
 
+from vidlens.config import IndexConfig
 from vidlens.index import faiss_index, milvus_index  # noqa: F401  (registers the backends)
 from vidlens.index.base import (
     INDEX_BACKENDS,
@@ -26,7 +28,6 @@ from vidlens.index.base import (
     load_index,
     read_state,
 )
-from vidlens.index.config import IndexConfig
 from vidlens.index.faiss_index import FaissIndex
 from vidlens.index.filters import SearchFilter, parse_filter
 from vidlens.index.milvus_index import MilvusIndex

@@ -66,7 +66,7 @@ class MilvusIndex(VectorIndex):
     backend_name = "milvus"
 
     def __init__(self, dim: int, folder: str | os.PathLike | None = None, uri: str | None = None,
-                 collection: str = "vidlens", hnsw_m: int = 32, ef_construction: int = 200,
+                 collection: str = "vidlens", hnsw_m: int = 16, ef_construction: int = 40,
                  ef_search: int | None = None, target_recall: float = 0.95):
         super().__init__(dim, folder)
         if uri is None:

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError
 
 from vidlens.errors import IngestError, MediaError, VidlensError
 from vidlens.ingest.sources import IngestItem
 from vidlens.media import MediaInfo, probe
-from vidlens.store.db import MetadataStore
+from vidlens.store.db import MetadataStore, conflict_insert
 from vidlens.store.models import Video, VideoPath
 
 STAGE = "ingest"
@@ -124,35 +124,38 @@ def _apply_metadata(video: Video, item: IngestItem) -> bool:
         value = meta[key]
         if key == "extra":
             value = {**(video.extra or {}), **value}
+        elif isinstance(value, str):
+            value = value.replace("\x00", "")  # PostgreSQL text cannot hold NUL; keep both backends alike
         if value is not None and value != getattr(video, key):
             setattr(video, key, value)
             changed = True
     return changed
 
 
-def _new_video(video_id: str, info: MediaInfo) -> Video:
-    return Video(
-        id=video_id,
-        size_bytes=info.size_bytes,
-        container=info.container,
-        duration=info.duration,
-        has_video=info.has_video,
-        has_audio=info.has_audio,
-        width=info.width,
-        height=info.height,
-        fps=info.fps,
-        rotation=info.rotation,
-        video_codec=info.video_codec,
-        audio_codec=info.audio_codec,
-        audio_sample_rate=info.audio_sample_rate,
-        audio_channels=info.audio_channels,
-        keyframe_interval=info.keyframe_interval,
-        variable_frame_rate=info.variable_frame_rate,
-        product_titles=[],
-        product_categories=[],
-        labels=[],
-        extra={},
-    )
+def _video_row(video_id: str, info: MediaInfo) -> dict[str, Any]:
+    """The ``videos`` row of newly seen content, from its probe."""
+    return {
+        "id": video_id,
+        "size_bytes": info.size_bytes,
+        "container": info.container,
+        "duration": info.duration,
+        "has_video": info.has_video,
+        "has_audio": info.has_audio,
+        "width": info.width,
+        "height": info.height,
+        "fps": info.fps,
+        "rotation": info.rotation,
+        "video_codec": info.video_codec,
+        "audio_codec": info.audio_codec,
+        "audio_sample_rate": info.audio_sample_rate,
+        "audio_channels": info.audio_channels,
+        "keyframe_interval": info.keyframe_interval,
+        "variable_frame_rate": info.variable_frame_rate,
+        "product_titles": [],
+        "product_categories": [],
+        "labels": [],
+        "extra": {},
+    }
 
 
 class Ingestor:
@@ -186,16 +189,12 @@ class Ingestor:
         return None
 
     def _record(self, item: IngestItem, opened: _Opened) -> ItemResult:
-        """Write one item's rows in one transaction; retried once if a concurrent writer won a race."""
-        for attempt in (0, 1):
-            try:
-                return self._record_once(item, opened)
-            except IntegrityError:
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+        """Write one item's rows in one transaction.
 
-    def _record_once(self, item: IngestItem, opened: _Opened) -> ItemResult:
+        Another process may be ingesting the same content or the same path at this moment, so both rows
+        are inserted with ``ON CONFLICT DO NOTHING`` and then read back: whoever inserts first wins, and
+        the other updates the row it finds instead of failing or adding a duplicate.
+        """
         assert item.path is not None
         with self.store.session() as s:
             video = s.get(Video, opened.video_id)
@@ -203,20 +202,26 @@ class Ingestor:
             if video is None:
                 if opened.info is None:  # the row vanished since we looked; probe now
                     opened.info = probe(item.path)
-                video = _new_video(opened.video_id, opened.info)
-                s.add(video)
-                status = "added"
+                inserted = s.scalar(conflict_insert(s, Video).values(**_video_row(opened.video_id, opened.info))
+                                    .on_conflict_do_nothing(index_elements=["id"]).returning(Video.id))
+                if inserted is not None:
+                    status = "added"
+                video = s.get(Video, opened.video_id)
+                assert video is not None
             if _apply_metadata(video, item) and status == "unchanged":
                 status = "updated"
             raw = os.fsencode(item.path)
             prow = s.scalar(select(VideoPath).where(VideoPath.path_raw == raw))
             if prow is None:
-                s.add(VideoPath(path_raw=raw, path=item.label, video_id=opened.video_id,
-                                size_bytes=opened.size, mtime_ns=opened.mtime_ns))
-                if status == "unchanged":
+                inserted = s.scalar(conflict_insert(s, VideoPath)
+                                    .values(path_raw=raw, path=item.label, video_id=opened.video_id,
+                                            size_bytes=opened.size, mtime_ns=opened.mtime_ns)
+                                    .on_conflict_do_nothing(index_elements=["path_raw"]).returning(VideoPath.id))
+                if inserted is not None and status == "unchanged":
                     status = "updated"
-            elif (prow.video_id, prow.size_bytes, prow.mtime_ns) != (opened.video_id, opened.size,
-                                                                      opened.mtime_ns):
+                prow = s.scalar(select(VideoPath).where(VideoPath.path_raw == raw))
+                assert prow is not None
+            if (prow.video_id, prow.size_bytes, prow.mtime_ns) != (opened.video_id, opened.size, opened.mtime_ns):
                 prow.video_id, prow.size_bytes, prow.mtime_ns = opened.video_id, opened.size, opened.mtime_ns
             self.store.clear_error(s, STAGE, item.label)
             s.commit()
@@ -260,6 +265,8 @@ class Ingestor:
                 finish(self._record(item, opened))
             except VidlensError as exc:
                 finish(self._fail(item, getattr(exc, "reason", str(exc))))
+            except DataError as exc:  # a value this DB cannot hold: this item's problem, not the batch's
+                finish(self._fail(item, f"cannot store: {exc.orig}"))
 
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vidlens-ingest") as pool:
             for item in items:

@@ -44,6 +44,13 @@ FORMAT = "vidlens.multimodal_classifier"
 FORMAT_VERSION = 1
 
 
+
+def check_modality_name(value: str) -> str:
+    """A modality name must be a Python identifier (it names sub-modules and config keys)."""
+    if not value.isidentifier():
+        raise ValueError(f"modality name {value!r} must be a Python identifier")
+    return value
+
 class ComponentSpec(BaseModel):
     """A registered component by name, with its keyword parameters (the classifier fills in sizes)."""
 
@@ -77,12 +84,7 @@ class ModalityConfig(BaseModel):
     text_branch: dict[str, Any] = Field(default_factory=dict)
     project_dim: int | None = Field(default=None, gt=0)
 
-    @field_validator("name")
-    @classmethod
-    def _identifier(cls, value: str) -> str:
-        if not value.isidentifier():
-            raise ValueError(f"modality name {value!r} must be a Python identifier")
-        return value
+    _identifier = field_validator("name")(check_modality_name)
 
 
 class MultimodalClassifierConfig(BaseModel):

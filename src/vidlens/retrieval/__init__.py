@@ -3,7 +3,7 @@
 - ``embedder.py``: :class:`VideoEmbedder`, the zero-shot text-side and fused video vectors (and how
   text reaches visual content without a CLIP model);
 - ``library_index.py``: a library's indexes per space (``text``, ``video``), rebuilt or updated from
-  stored features when missing or stale;
+  stored features when missing or stale, and kept open with the library between searches;
 - ``search.py``: :func:`search` and :func:`similar`;
 - ``dedup.py``: frame descriptors (PCA-whitened), temporal alignment, duplicate groups;
   ``report.py``: their HTML page;
@@ -27,7 +27,12 @@ from typing import Any
 from vidlens.retrieval import lexical as _lexical  # noqa: F401  (registers hashed_ngrams)
 from vidlens.retrieval.dedup import DEFAULT_THRESHOLD, FrameWhitening, align, find_duplicates
 from vidlens.retrieval.embedder import VideoEmbedder
-from vidlens.retrieval.library_index import LibraryIndex, open_library_index
+from vidlens.retrieval.library_index import (
+    LibraryIndex,
+    cached_library_index,
+    close_library_indexes,
+    open_library_index,
+)
 from vidlens.retrieval.report import write_dedup_report
 from vidlens.retrieval.search import search, similar
 
@@ -48,6 +53,8 @@ __all__ = [
     "LibraryIndex",
     "VideoEmbedder",
     "align",
+    "cached_library_index",
+    "close_library_indexes",
     "dedup",
     "find_duplicates",
     "open_library_index",

@@ -10,6 +10,11 @@ from the features, a stale one (videos added, re-extracted or removed, metadata 
 to date by upserts and deletes, and a change of encoder or embedder settings rebuilds it whole. Each of
 these leaves a line in :attr:`LibraryIndex.messages` (and the log), so a user sees why a command took
 longer. Nothing here decodes video or runs an encoder: vectors come from the feature store.
+
+:func:`cached_library_index` keeps what it opened with the library object, so the searches of one process
+(the CLI's, the service's) do not reload features and index each time: a later call only checks a
+cheap fingerprint (the feature part files, the videos' count and last update, the index's
+``state.json``) and goes through :func:`open_library_index` again when any of it changed.
 """
 
 from __future__ import annotations
@@ -17,11 +22,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+import weakref
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import func, select
 
 from vidlens.errors import VidlensError
 from vidlens.index import (
@@ -34,7 +43,9 @@ from vidlens.index import (
     load_index,
     read_state,
 )
+from vidlens.index.base import STATE_FILE
 from vidlens.retrieval.embedder import VideoEmbedder
+from vidlens.store.models import Video
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +135,7 @@ class LibraryIndex:
     text_encoder: str | None
     feature_encoders: dict[str, str] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    query_encoders: dict[str, Any] = field(default_factory=dict, repr=False)  # kept for the next search
 
     def search(self, vectors: np.ndarray, k: int = 10, filter: SearchFilter | None = None) -> list[list[SearchHit]]:
         """Nearest videos of each query vector in this space."""
@@ -135,22 +147,20 @@ class LibraryIndex:
 
 
 def index_config(lib: Any, config: IndexConfig | dict[str, Any] | None = None) -> IndexConfig:
-    """The index settings: ``config`` if given, else the library's ``[index]`` section if it has one."""
+    """The index settings: ``config`` if it is an :class:`IndexConfig`, else the library's ``[index]``
+    section with the keys of a ``config`` dict (e.g. the CLI's ``{"backend": "milvus"}``) over it."""
     if isinstance(config, IndexConfig):
         return config
-    if isinstance(config, dict):
-        return IndexConfig.from_dict(config)
     own = getattr(lib.config, "index", None)
-    if isinstance(own, IndexConfig):
-        return own
-    if own is not None and hasattr(own, "model_dump"):
-        return IndexConfig.from_dict(own.model_dump())
-    return IndexConfig()
+    base = own.model_dump() if isinstance(own, IndexConfig) else {}
+    return IndexConfig.from_dict({**base, **(config or {})})
 
 
 def open_library_index(lib: Any, space: str = "text", config: IndexConfig | dict[str, Any] | None = None,
                        rebuild: bool = False) -> LibraryIndex:
     """Open the ``space`` index of ``lib``, building or updating it from stored features as needed.
+
+    The caller owns what this returns and closes it; :func:`cached_library_index` is the kept-open way.
 
     Args:
         lib: a :class:`vidlens.Library`.
@@ -163,7 +173,13 @@ def open_library_index(lib: Any, space: str = "text", config: IndexConfig | dict
     """
     if space not in SPACES:
         raise VidlensError(f"unknown index space {space!r}; known: {', '.join(SPACES)}")
-    cfg = index_config(lib, config)
+    return _open(lib, space, index_config(lib, config), rebuild)
+
+
+def _open(lib: Any, space: str, cfg: IndexConfig, rebuild: bool = False,
+          current: VectorIndex | None = None) -> LibraryIndex:
+    """:func:`open_library_index`; ``current``: the same index already in memory and still what its
+    files hold, updated in place instead of loaded again."""
     features = SPACE_FEATURES[space]
     lf = LibraryFeatures.load(lib, features)
     hashes = lf.item_hashes(features)
@@ -187,7 +203,9 @@ def open_library_index(lib: Any, space: str = "text", config: IndexConfig | dict
     index: VectorIndex | None = None
     if rebuild:
         note(f"index '{space}': rebuilding from stored features (asked)")
-    elif read_state(folder) is None:
+    elif current is not None and current.info.get("settings_key") == settings_key:
+        index = current
+    elif _no_state(folder):
         note(f"index '{space}': none yet, building it from stored features")
     else:
         try:
@@ -223,6 +241,119 @@ def open_library_index(lib: Any, space: str = "text", config: IndexConfig | dict
                       "text_encoder": text_encoder, "feature_encoders": feature_encoders, "items": hashes}
         index.save()
     return LibraryIndex(space, index, embedder, text_encoder, feature_encoders, messages)
+
+
+@dataclass
+class _Opened:
+    """An index a library keeps open, and the fingerprints it was checked against."""
+
+    space: LibraryIndex
+    data: tuple
+    files: tuple
+
+
+class _LibraryIndexes:
+    """The indexes one library object keeps open (one per space and configuration)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.opened: dict[tuple[str, str], _Opened] = {}
+        self.retired: list[LibraryIndex] = []  # replaced while a search may still use them; closed last
+
+    def close(self) -> None:
+        with self.lock:
+            for li in [o.space for o in self.opened.values()] + self.retired:
+                try:
+                    li.close()
+                except Exception as exc:  # closing the others must go on
+                    log.warning("closing index '%s': %s", li.space, exc)
+            self.opened.clear()
+            self.retired.clear()
+
+
+_OPEN: weakref.WeakKeyDictionary[Any, _LibraryIndexes] = weakref.WeakKeyDictionary()
+_OPEN_LOCK = threading.Lock()
+
+
+def _indexes_of(lib: Any) -> _LibraryIndexes:
+    with _OPEN_LOCK:
+        held = _OPEN.get(lib)
+        if held is None:
+            held = _OPEN[lib] = _LibraryIndexes()
+            weakref.finalize(lib, held.close)  # a library dropped without close_library_indexes()
+        return held
+
+
+def _data_fingerprint(lib: Any, space: str) -> tuple:
+    """What the index is built from, cheaply: the feature part files and the videos' count and last update."""
+    store = lib.vectors
+    parts = tuple((f, tuple(p.name for p in store.parts(f))) for f in SPACE_FEATURES[space])
+    with lib.store.session() as s:
+        count, last = s.execute(select(func.count(Video.id), func.max(Video.updated_at))).one()
+    return parts, count, str(last)
+
+
+def _files_fingerprint(folder: Path) -> tuple:
+    """The index's ``state.json`` (rewritten at every save, by this process or another)."""
+    try:
+        st = (folder / STATE_FILE).stat()
+    except OSError:
+        return ()
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def cached_library_index(lib: Any, space: str = "text", config: IndexConfig | dict[str, Any] | None = None
+                         ) -> LibraryIndex:
+    """The ``space`` index of ``lib``, kept open with the library object for later calls.
+
+    The first call opens it like :func:`open_library_index`; later ones return the same object after a
+    check of a few milliseconds (feature part files, videos' count and last update, the index's
+    ``state.json``). A change there brings it up to date: new or changed videos are upserted into the
+    index in memory, and an index rewritten by another process is loaded again. What is returned shares
+    the index with every other caller (its ``messages`` are this call's own); do not close it:
+    :func:`close_library_indexes` does (a library that is garbage-collected also does).
+
+    Raises:
+        VidlensError: as :func:`open_library_index`.
+    """
+    if space not in SPACES:
+        raise VidlensError(f"unknown index space {space!r}; known: {', '.join(SPACES)}")
+    cfg = index_config(lib, config)
+    key = (space, cfg.model_dump_json())
+    held = _indexes_of(lib)
+    folder = lib.folder("index") / space
+    data, files = _data_fingerprint(lib, space), _files_fingerprint(folder)  # outside the lock: searches overlap
+    with held.lock:
+        opened = held.opened.get(key)
+        if opened is not None and opened.data == data and opened.files == files:
+            return replace(opened.space, messages=[])
+        current = None
+        if opened is not None and opened.files == _files_fingerprint(folder):
+            current = opened.space.index  # only the features changed: update it in place
+        li = _open(lib, space, cfg, current=current)
+        if opened is not None:
+            li.query_encoders = opened.space.query_encoders
+            if li.index is not current:
+                held.retired.append(opened.space)
+        held.opened[key] = _Opened(replace(li, messages=[]), data, _files_fingerprint(folder))
+        return li
+
+
+def close_library_indexes(lib: Any) -> None:
+    """Close the indexes :func:`cached_library_index` keeps open for ``lib`` (for ``Library.close()``)."""
+    with _OPEN_LOCK:
+        held = _OPEN.pop(lib, None)
+    if held is not None:
+        held.close()
+
+
+def _no_state(folder: Any) -> bool:
+    """True when there is no index in ``folder``; a damaged ``state.json`` counts as an index, which then
+    fails to load and is rebuilt with a message."""
+    try:
+        return read_state(folder) is None
+    except VectorIndexError:
+        return False
 
 
 def _upsert(index: VectorIndex, space: str, embedder: VideoEmbedder, lf: LibraryFeatures, ids: list[str],

@@ -19,7 +19,7 @@ import numpy as np
 from vidlens.errors import MediaError, NotFoundError, VidlensError
 from vidlens.index import IndexConfig, SearchFilter, parse_filter
 from vidlens.retrieval.embedder import l2n
-from vidlens.retrieval.library_index import LibraryIndex, open_library_index
+from vidlens.retrieval.library_index import LibraryIndex, cached_library_index
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +57,19 @@ def _encoder_key(encoder: Any) -> str:
 
 
 def _text_encoder(space: LibraryIndex, encoder: Any) -> Any:
-    """The query encoder: the one given, else the registry encoder the library's text vectors came from."""
+    """The query encoder: the one given, else the registry encoder the library's text vectors came from
+    (built once and kept with the index, so its weights load once per process)."""
     if encoder is None:
         from vidlens.encoders import create_encoder
 
         name = (space.text_encoder or "muse_v3@").split("@", 1)[0]
-        try:
-            encoder = create_encoder(name)
-        except VidlensError as exc:
-            raise VidlensError(f"cannot build the query encoder {name!r} the library's text vectors came from: "
-                               f"{exc}") from None
+        encoder = space.query_encoders.get(name)
+        if encoder is None or (space.text_encoder and _encoder_key(encoder) != space.text_encoder):
+            try:
+                encoder = space.query_encoders[name] = create_encoder(name)
+            except VidlensError as exc:
+                raise VidlensError(f"cannot build the query encoder {name!r} the library's text vectors came "
+                                   f"from: {exc}") from None
     if space.text_encoder and _encoder_key(encoder) != space.text_encoder:
         raise VidlensError(
             f"the library's text vectors were made by {space.text_encoder} but the query encoder is "
@@ -117,18 +120,15 @@ def search(lib: Any, query: str, filters: SearchFilter | list[str] | str | None 
         from vidlens.retrieval.two_tower import search_with_model
 
         return search_with_model(lib, model_dir, text, flt, k, text_encoder=text_encoder, messages=messages)
-    space = open_library_index(lib, "text", index_config)
-    try:
-        if messages is not None:
-            messages.extend(space.messages)
-        encoder = _text_encoder(space, text_encoder)
-        q = np.asarray(encoder.encode_batch([text]), np.float32)
-        if not np.any(q):
-            raise VidlensError("the query encoder found nothing to embed in this query")
-        hits = space.search(l2n(q), k, flt)[0]
-        return [_result(lib, h.id, h.score) for h in hits]
-    finally:
-        space.close()
+    space = cached_library_index(lib, "text", index_config)
+    if messages is not None:
+        messages.extend(space.messages)
+    encoder = _text_encoder(space, text_encoder)
+    q = np.asarray(encoder.encode_batch([text]), np.float32)
+    if not np.any(q):
+        raise VidlensError("the query encoder found nothing to embed in this query")
+    hits = space.search(l2n(q), k, flt)[0]
+    return [_result(lib, h.id, h.score) for h in hits]
 
 
 def _model_dir(lib: Any, model: str | os.PathLike | None) -> Path | None:
@@ -163,15 +163,12 @@ def similar(lib: Any, ref: str | os.PathLike, k: int = 10, filters: SearchFilter
         MediaError: the file cannot be decoded.
     """
     flt = _filter(filters)
-    space = open_library_index(lib, "video", index_config)
-    try:
-        if messages is not None:
-            messages.extend(space.messages)
-        own_id, vector = _reference_vector(lib, space, ref, encoders)
-        hits = space.search(vector[None], k + (1 if own_id else 0), flt)[0]
-        return [_result(lib, h.id, h.score) for h in hits if h.id != own_id][:k]
-    finally:
-        space.close()
+    space = cached_library_index(lib, "video", index_config)
+    if messages is not None:
+        messages.extend(space.messages)
+    own_id, vector = _reference_vector(lib, space, ref, encoders)
+    hits = space.search(vector[None], k + (1 if own_id else 0), flt)[0]
+    return [_result(lib, h.id, h.score) for h in hits if h.id != own_id][:k]
 
 
 def _reference_vector(lib: Any, space: LibraryIndex, ref: str | os.PathLike, encoders: Any

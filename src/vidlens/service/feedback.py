@@ -42,12 +42,11 @@ class FeedbackLog:
     """Writes and reads :class:`FeedbackEvent` rows.
 
     Args:
-        store: the library's metadata DB (the table is created here when missing).
+        store: the library's metadata DB (its migrations made the table).
     """
 
     def __init__(self, store: MetadataStore):
         self.store = store
-        Base.metadata.create_all(store.engine, tables=[FeedbackEvent.__table__])
 
     def record(self, events: Iterable[dict[str, Any]]) -> int:
         """Store events (dicts with the columns of :class:`FeedbackEvent`) in one transaction."""

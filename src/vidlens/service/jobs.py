@@ -108,12 +108,11 @@ class JobQueue:
     """The persistent queue: submit, look up, claim, report progress, finish.
 
     Args:
-        store: the library's metadata DB (its engine is shared; the jobs table is created here).
+        store: the library's metadata DB (its engine is shared; its migrations made the jobs table).
     """
 
     def __init__(self, store: MetadataStore):
         self.store = store
-        Base.metadata.create_all(store.engine, tables=[Job.__table__])
 
     # -- submitting and reading -----------------------------------------------------------------
     def submit(self, kind: str, params: dict[str, Any], group: str | None = None) -> tuple[dict[str, Any], bool]:

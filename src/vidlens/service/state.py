@@ -97,6 +97,7 @@ class ServiceState:
         return self.lib.folder("uploads")
 
 
-def get_state(request: Request) -> ServiceState:
-    """FastAPI dependency: the :class:`ServiceState` of the app serving ``request``."""
+async def get_state(request: Request) -> ServiceState:
+    """FastAPI dependency: the :class:`ServiceState` of the app serving ``request`` (a coroutine, so
+    resolving it costs no hop to the thread pool)."""
     return request.app.state.vidlens

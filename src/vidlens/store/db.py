@@ -1,7 +1,9 @@
 """The metadata DB: engine set-up and the queries the library needs.
 
-SQLite is the embedded default (WAL mode, so readers run beside a writer); any SQLAlchemy URL, such as
-``postgresql+psycopg://…``, works unchanged.
+SQLite is the embedded default (WAL mode, so readers run beside a writer); PostgreSQL
+(``postgresql+psycopg://user@host/db``, psycopg 3) runs the same models and migrations. Writes that
+several processes may race on are idempotent inserts (``INSERT … ON CONFLICT``, see
+:func:`conflict_insert`), so two ingests of one library neither fail nor duplicate rows.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from sqlalchemy import Integer, cast, create_engine, event, func, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Integer, Table, cast, create_engine, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidlens.errors import NotFoundError
+from vidlens.errors import ConfigError, NotFoundError
 from vidlens.store.models import SCHEMA_VERSION, Base, ItemError, Meta, Video, VideoPath, utcnow
+from vidlens.store.schema import upgrade_schema
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -30,13 +33,37 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine for ``url`` with the settings vidlens relies on."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+    """Create an engine for ``url`` with the settings vidlens relies on.
+
+    A bare ``postgresql://`` URL uses psycopg 3 (the driver the ``postgres`` extra installs).
+    """
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True)
     return engine
+
+
+def conflict_insert(bind: Session | Connection | Engine, table: type[Base] | Table) -> Any:
+    """An ``INSERT`` into ``table`` that takes ``.on_conflict_do_nothing()`` and ``.on_conflict_do_update()``.
+
+    The statement is built in the dialect of ``bind`` (SQLite or PostgreSQL, which spell the clause alike).
+    To learn whether a row went in, add ``.returning(column)``: it yields no row when the insert was
+    skipped (``rowcount`` is not reliable for this: psycopg reports -1).
+
+    Raises:
+        ConfigError: the database is neither SQLite nor PostgreSQL.
+    """
+    name = (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise ConfigError(f"metadata DB {name!r} is not supported; use SQLite or PostgreSQL")
 
 
 @contextmanager
@@ -55,23 +82,24 @@ def session_scope(factory: sessionmaker) -> Iterator[Session]:
 class MetadataStore:
     """Rows about videos, their paths and per-item errors.
 
+    Opening brings the DB's schema to the newest migration (see :mod:`vidlens.store.schema`).
+
     Args:
-        url: SQLAlchemy database URL.
+        url: SQLAlchemy URL of a SQLite or PostgreSQL database.
     """
 
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        upgrade_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         with self.session() as s:
             if s.get(Meta, "schema_version") is None:
-                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-                s.add(Meta(key="created_at", value=utcnow().isoformat()))
-                try:
-                    s.commit()
-                except IntegrityError:  # another process created it first
-                    s.rollback()
+                facts = {"schema_version": str(SCHEMA_VERSION), "created_at": utcnow().isoformat()}
+                # Another process opening the library at the same moment may write them first.
+                s.execute(conflict_insert(s, Meta).values([{"key": k, "value": v} for k, v in facts.items()])
+                          .on_conflict_do_nothing(index_elements=["key"]))
+                s.commit()
 
     def session(self) -> AbstractContextManager[Session]:
         """A session that rolls back on error and is always closed."""
@@ -141,15 +169,17 @@ class MetadataStore:
 
     # -- errors ---------------------------------------------------------------------------------
     def record_error(self, stage: str, item: str, message: str, video_id: str | None = None) -> None:
-        """Remember that ``item`` failed at ``stage``; repeated failures bump ``attempts``."""
+        """Remember that ``item`` failed at ``stage``; repeated failures bump ``attempts``.
+
+        One upsert, so two processes failing on the same item at once both count.
+        """
         with self.session() as s:
-            row = s.scalar(select(ItemError).where(ItemError.stage == stage, ItemError.item == item))
-            if row is None:
-                s.add(ItemError(stage=stage, item=item, message=message, video_id=video_id))
-            else:
-                row.message = message
-                row.video_id = video_id
-                row.attempts += 1
+            stmt = conflict_insert(s, ItemError).values(stage=stage, item=item, message=message,
+                                                        video_id=video_id, attempts=1)
+            s.execute(stmt.on_conflict_do_update(
+                index_elements=["stage", "item"],
+                set_={"message": message, "video_id": video_id, "attempts": ItemError.attempts + 1,
+                      "updated_at": utcnow()}))
             s.commit()
 
     def clear_error(self, s: Session, stage: str, item: str) -> None:
@@ -169,4 +199,4 @@ class MetadataStore:
             return [e.to_dict() for e in s.scalars(q)]
 
 
-__all__ = ["ItemError", "MetadataStore", "Video", "VideoPath", "make_engine"]
+__all__ = ["ItemError", "MetadataStore", "Video", "VideoPath", "conflict_insert", "make_engine"]

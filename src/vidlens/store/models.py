@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -20,6 +21,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 SCHEMA_VERSION = 1
+
+# Byte counts and nanosecond times need 64 bits: BIGINT on PostgreSQL. SQLite's INTEGER already holds 64
+# bits, and keeping that name there leaves libraries made before PostgreSQL support with the same schema.
+Int64 = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utcnow() -> datetime:
@@ -45,7 +50,7 @@ class Video(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     cover_file: Mapped[str | None] = mapped_column(Text)
 
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Int64)
     container: Mapped[str | None] = mapped_column(String(64))
     duration: Mapped[float] = mapped_column(Float, default=0.0)
     has_video: Mapped[bool] = mapped_column(Boolean)
@@ -91,8 +96,8 @@ class VideoPath(Base):
     path_raw: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
     path: Mapped[str] = mapped_column(Text)
     video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Int64)
+    mtime_ns: Mapped[int] = mapped_column(Int64)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     video: Mapped[Video] = relationship(back_populates="paths")

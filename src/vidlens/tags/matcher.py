@@ -60,9 +60,13 @@ class TagMatcher:
     def build(cls, entries: Iterable[tuple[str, int]], boundary: str = "token") -> TagMatcher:
         """Build from ``(normal form, tag id)`` pairs (names and aliases); later duplicates are ignored."""
         automaton = _ahocorasick().Automaton()
+        add = automaton.add_word
+        seen: set[str] = set()  # a set lookup is cheaper than asking the trie, a million times over
         for norm, tag_id in entries:
-            if norm and norm not in automaton:
-                automaton.add_word(norm, (tag_id, len(norm)))
+            if norm and norm not in seen:
+                seen.add(norm)
+                add(norm, (tag_id, len(norm)))
+        del seen
         automaton.make_automaton()
         return cls(automaton, boundary=boundary)
 

@@ -53,14 +53,16 @@ def _t2s_tables() -> tuple[dict[int, str], tuple[tuple[str, str], ...]]:
 
 
 @functools.lru_cache(maxsize=1)
-def _phrase_first_chars() -> frozenset[str]:
-    return frozenset(p[0][0] for p in _t2s_tables()[1])
+def _any_phrase() -> re.Pattern[str]:
+    # One regex search finds whether any traditional phrase occurs at all (in ~0.02 % of tag names): the
+    # ordered replacement loop below then runs only for those, not for every name of a million-tag import.
+    return re.compile("|".join(re.escape(trad) for trad, _ in _t2s_tables()[1]))
 
 
 def to_simplified(text: str) -> str:
     """Map Traditional Chinese characters (and OpenCC's traditional phrases) in ``text`` to Simplified."""
     chars, phrases = _t2s_tables()
-    if not _phrase_first_chars().isdisjoint(text):
+    if _any_phrase().search(text) is not None:
         for trad, simp in phrases:
             if trad in text:
                 text = text.replace(trad, simp)

@@ -55,7 +55,6 @@ def wire(state: ServiceState) -> APIRouter | None:
     state.capabilities["taxonomy"] = True
     if state.engines.get("classifier") is None and importlib.util.find_spec("vidlens.classify") is None:
         return None
-    Base.metadata.create_all(state.lib.store.engine, tables=[VideoCategory.__table__])
     state.steps["classify"] = classify_step
     state.hooks.update(video_categories=video_categories, category_distribution=category_distribution,
                        category_members=category_members)
