@@ -6,8 +6,9 @@
 ``vidlens serve`` runs it with uvicorn. Inside: ``app`` (the factory), ``routers/`` (one module per
 area of the API; ``classify``, ``tags`` and ``retrieval`` wire the optional engines), ``jobs`` (the
 persistent queue and its workers), ``tasks`` (what the jobs do), ``uploads`` (streamed, size-limited,
-content-checked uploads), ``textsearch`` (the in-memory keyword index), ``security`` (the API token),
-``metrics`` (Prometheus), ``feedback`` (click events), ``web/`` (HTML/JS/CSS of the browser app).
+content-checked uploads), ``textsearch/`` (the keyword index and its on-disk snapshot), ``security`` (the
+API token), ``metrics`` (Prometheus), ``feedback`` (click events), ``filelock`` (the lock that lets one
+worker process at a time run the jobs), ``web/`` (HTML/JS/CSS of the browser app).
 """
 
 from vidlens.service.app import create_app
