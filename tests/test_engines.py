@@ -234,6 +234,46 @@ def test_ray_classify_tag_and_embed_match_local(extracted, tmp_path):
 
 
 @pytest.mark.ray
+def test_end_to_end_embedded_and_scaled_out_agree(ingested, tmp_path, ray_local, request):
+    """ingest → extract → embed → classify → search, once embedded (SQLite, this process, FAISS) and once
+    scaled out (PostgreSQL, Ray, Milvus Lite with one URI for both index spaces, as a Milvus server is
+    used): the same features, categories and search results."""
+    pytest.importorskip("pymilvus", reason="the milvus extra is not installed")
+    from vidlens.classify.runs import zero_shot_for_library
+    from vidlens.engines.tasks import classify_videos, embed_library
+    from vidlens.testing.faults import compare_states, library_state
+
+    try:
+        database_url = request.getfixturevalue("postgres_url")
+    except pytest.skip.Exception as exc:  # no PostgreSQL here: the rest of the stack still runs
+        database_url = f"sqlite:///{tmp_path / 'scaled-metadata.db'}"
+        request.node.add_marker(pytest.mark.xfail(reason=f"PostgreSQL unavailable ({exc}); ran on SQLite",
+                                                  strict=False))
+    manifest = ingested / "m.jsonl"
+    stacks = {
+        "embedded": ({}, LocalEngine()),
+        "scaled": ({"database_url": database_url,
+                    "index": {"backend": "milvus", "milvus_uri": str(tmp_path / "milvus-server.db")}},
+                   RayEngine(workers=1, batch_size=2)),
+    }
+    out = {}
+    for name, (overrides, engine) in stacks.items():
+        with vidlens.open(tmp_path / name, overrides=overrides) as lib:
+            assert lib.ingest(manifest).counts["added"] == len(CLIPS)
+            lib.extract(encoders=StandInBank(), engine=engine)
+            report = embed_library(lib, engine, encoders=StandInBank())
+            records = classify_videos(lib, zero_shot_for_library(lib), engine)
+            hits = lib.search("红烧肉", k=3)
+            out[name] = (library_state(lib), records, [(h["id"], round(h["score"], 4)) for h in hits],
+                         [(r["space"], r["items"], r["dim"]) for r in report["indexes"]])
+    embedded, scaled = out["embedded"], out["scaled"]
+    assert compare_states(embedded[0], scaled[0]) == []
+    assert embedded[1] == scaled[1] and all("l2" in r for r in scaled[1])
+    assert embedded[2] == scaled[2] and len(scaled[2]) == 3
+    assert embedded[3] == scaled[3] and scaled[3][1][1] == len(CLIPS)  # every clip has a fused vector
+
+
+@pytest.mark.ray
 def test_worker_errors_reach_the_driver_as_vidlens_errors(ray_local):
     with pytest.raises(VidlensError, match="stand-in model file is damaged"):
         list(RayEngine().map(FailsInWorker(), [1, 2, 3]))

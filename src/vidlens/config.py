@@ -84,7 +84,7 @@ class IndexConfig(_Section):
         0.95, gt=0, le=1, description="recall@10 against exact search that efSearch is tuned for"
     )
     brute_force_max: int = Field(
-        20_000, ge=0, description="FAISS: a filter matching at most this many vectors is searched exactly"
+        2_000, ge=0, description="FAISS: a filter matching at most this many vectors is always searched exactly"
     )
     milvus_uri: str | None = Field(
         None,

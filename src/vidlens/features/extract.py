@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from vidlens.config import VidlensConfig
@@ -56,7 +56,7 @@ from vidlens.features.featureset import (
 )
 from vidlens.media import cover_image, read_audio, sample_frames
 from vidlens.store.db import MetadataStore
-from vidlens.store.models import Extraction, Video
+from vidlens.store.models import Extraction, ItemError, Video
 from vidlens.store.vectors import VectorStore
 
 log = logging.getLogger(__name__)
@@ -509,17 +509,24 @@ class Extractor:
                     _write_thumbnail(o.thumbnail, self.thumbnails, out.video_id)
         for f, rows in pooled.items():
             self.vectors.write_pooled(f, rows)
-        with self.store.session() as s:
+        ids = [out.video_id for out in outcomes]
+        cleared: dict[str, list[str]] = defaultdict(list)  # stage -> videos whose past failure there is over
+        with self.store.session() as s, s.no_autoflush:
+            query = select(Extraction).where(Extraction.video_id.in_(ids))
+            existing = {(r.video_id, r.feature): r for r in s.scalars(query)}
             for out in outcomes:
                 for f, o in out.features.items():
-                    row = s.get(Extraction, (out.video_id, f))
+                    row = existing.get((out.video_id, f))
                     if row is None:
                         row = Extraction(video_id=out.video_id, feature=f)
                         s.add(row)
                     row.key, row.status, row.message = o.key, o.status, o.message
                     row.result, row.seconds = o.result, o.seconds
                     if o.status != FAILED:
-                        self.store.clear_error(s, f"extract:{f}", out.video_id)
+                        cleared[f"extract:{f}"].append(out.video_id)
+            # One statement per stage rather than a query per row: storing is the driver's bottleneck at scale.
+            for stage, vids in cleared.items():
+                s.execute(delete(ItemError).where(ItemError.stage == stage, ItemError.item.in_(vids)))
             s.commit()
         for out in outcomes:
             for f, o in out.features.items():

@@ -12,8 +12,8 @@
 - **Filters** on metadata are evaluated with numpy over columns kept in memory (categories through
   posting lists, duration and date as arrays) into the same bitmap; the last few bitmaps are cached
   until the next write. Then the cheaper of two plans runs, by a cost model in distance computations:
-  exact search over the matching vectors only (a filter keeping ≤ ``brute_force_max`` items always
-  is), or HNSW with the bitmap as a search-time selector and ``efSearch`` raised to
+  exact search over the matching vectors only (a filter keeping ≤ ``brute_force_max`` items or less
+  than 5 % of them always is), or HNSW with the bitmap as a search-time selector and ``efSearch`` raised to
   ``ef · (1/selectivity)^filter_exponent_``, because a graph search with a selector walks through
   non-matching nodes too and finds fewer matching ones in the same beam. :meth:`tune` measures both
   the distances per unit of efSearch and the exponent (on a random filter keeping 10 %), so the
@@ -61,11 +61,14 @@ log = logging.getLogger(__name__)
 PIP_LINE = "pip install faiss-cpu"
 EF_CANDIDATES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 MAX_EF = 4096
-# A distance reached through the graph (random access, heap work) costs about this many distances of a
-# sequential scan over the matching vectors (measured at 1M × 512: see BENCHMARKS-retrieval.md).
-GRAPH_DISTANCE_COST = 2.0
-DEFAULT_DISTANCES_PER_EF = 12.0  # until tune() measures it (HNSW, M=16..32, 512-d)
+# A distance computed in a graph search costs about this many of one computed over a list of matching
+# labels (measured at 1M × 512, 1 thread: ~0.3 µs each way; see BENCHMARKS-retrieval.md).
+GRAPH_DISTANCE_COST = 1.0
+DEFAULT_DISTANCES_PER_EF = 20.0  # until tune() measures it (HNSW, M=16, 512-d: 17–24 at efSearch 64)
 FILTER_TUNING_SELECTIVITY = 0.1
+# Below this share of the items a filter is searched exactly whatever the cost model says: efSearch for
+# it would be extrapolated too far from the 10 % that tune() measured, and recall is not known there.
+MIN_GRAPH_SELECTIVITY = 0.05
 FILTER_CACHE_SIZE = 16
 # An evaluated filter keeps the labels it matches up to this many (2 MiB): exact search then reads only
 # their vectors; above it, exact search scans the bitmap (rarely chosen there: HNSW is cheaper).
@@ -110,7 +113,7 @@ class FaissIndex(VectorIndex):
 
     def __init__(self, dim: int, folder: str | os.PathLike | None = None, exact_threshold: int = 20_000,
                  hnsw_m: int = 16, ef_construction: int = 40, ef_search: int | None = None,
-                 target_recall: float = 0.95, brute_force_max: int = 20_000):
+                 target_recall: float = 0.95, brute_force_max: int = 2_000):
         super().__init__(dim, folder)
         self.exact_threshold = int(exact_threshold)
         self.hnsw_m = int(hnsw_m)
@@ -442,7 +445,7 @@ class FaissIndex(VectorIndex):
         selectivity = bits.matched / max(1, self._n)
         ef = min(MAX_EF, max(k, math.ceil(self.ef * selectivity ** -self.filter_exponent_)))
         graph_cost = GRAPH_DISTANCE_COST * self.distances_per_ef_ * ef
-        if bits.matched <= self.brute_force_max or bits.matched <= graph_cost:
+        if bits.matched <= max(self.brute_force_max, graph_cost) or selectivity < MIN_GRAPH_SELECTIVITY:
             return "exact", None
         return "hnsw+filter", ef
 

@@ -191,8 +191,11 @@ def _open(lib: Any, space: str, cfg: IndexConfig, rebuild: bool = False,
     embedder = VideoEmbedder().fit(lf.pooled)
     text_encoder = lf.encoder_of("text.")
     feature_encoders = {f: e for f in ("frames", "audio") if (e := lf.encoder_of(f))}
+    params = cfg.backend_params()
+    if cfg.backend == "milvus" and cfg.milvus_uri:  # one server (or file) holds every space: a collection each
+        params["collection"] = f"{cfg.milvus_collection}_{space}"
     settings = {"format": FORMAT, "space": space, "embedder": embedder.params_key(), "text_encoder": text_encoder,
-                "feature_encoders": feature_encoders, "backend": cfg.backend, "params": cfg.backend_params()}
+                "feature_encoders": feature_encoders, "backend": cfg.backend, "params": params}
     settings_key = _hash(settings)
     messages: list[str] = []
 
@@ -233,7 +236,7 @@ def _open(lib: Any, space: str, cfg: IndexConfig, rebuild: bool = False,
     else:
         _wipe(folder, cfg)
         vectors_dim = embedder.text_dim if space == "text" else embedder.video_dim
-        index = create_index(cfg.backend, int(vectors_dim or 1), folder, **cfg.backend_params())
+        index = create_index(cfg.backend, int(vectors_dim or 1), folder, **params)
         if len(index):  # a Milvus server keeps its collection across our folder being wiped
             index.delete(index.ids())
         _upsert(index, space, embedder, lf, sorted(hashes))

@@ -762,7 +762,7 @@ class TagLibrary:
         New tags go in through the DB driver's ``executemany`` (chunks of
         :data:`~vidlens.tags._bulk.CHUNK_ROWS`, one transaction), each with one compact ``create`` change
         row, so :meth:`diff`, :meth:`history` and :meth:`rollback` see the import like any edit; a million
-        plain names take seconds, not minutes (BENCHMARKS-tags.md). Existing tags are merged in batches;
+        plain names go in well under a minute (BENCHMARKS-tags.md). Existing tags are merged in batches;
         aliases and links go through the ORM, tag by tag.
 
         Args:

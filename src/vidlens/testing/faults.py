@@ -80,8 +80,10 @@ def run_extract_child(library: str | os.PathLike, delay: float = 0.0, **popen: A
     return subprocess.Popen(cmd, **popen)
 
 
-def library_state(library: str | os.PathLike) -> dict[str, Any]:
+def library_state(library: Any) -> dict[str, Any]:
     """What a library stores, per video: its paths, its extraction rows and its pooled vectors.
+
+    ``library`` is a library folder (opened and closed here) or an open :class:`vidlens.Library`.
 
     Also what must hold at any moment, even right after a kill: ``duplicates`` lists any video id, path
     or (video, feature) row stored more than once, or a feature whose merged pooled vectors name a video
@@ -96,7 +98,9 @@ def library_state(library: str | os.PathLike) -> dict[str, Any]:
 
     state: dict[str, Any] = {"duplicates": [], "videos": {}, "rows": {}, "pooled": {}, "vectors_without_row": [],
                              "rows_without_vector": []}
-    with vidlens.open(library, create=False) as lib:
+    opened = library if isinstance(library, vidlens.Library) else vidlens.open(library, create=False)
+    try:
+        lib = opened
         with lib.store.session() as s:
             for vid, n in s.execute(select(Video.id, func.count()).group_by(Video.id).having(func.count() > 1)):
                 state["duplicates"].append(f"video {vid} x{n}")
@@ -122,6 +126,9 @@ def library_state(library: str | os.PathLike) -> dict[str, Any]:
         for (vid, feature), row in state["rows"].items():
             if row[1] == "ok" and feature in VECTOR_FEATURES and vid not in state["pooled"].get(feature, {}):
                 state["rows_without_vector"].append((vid, feature))
+    finally:
+        if opened is not library:
+            opened.close()
     return state
 
 
