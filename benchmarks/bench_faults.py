@@ -263,12 +263,17 @@ def bench_damage(template: Path, expected: dict, runs: int, rng: random.Random) 
             else:
                 data[rng.randrange(len(data) // 4, len(data))] ^= 0xFF
                 target.write_bytes(bytes(data))
+            crash = None
             if kind in ("feature part", "sequence file"):
-                report = lib.extract(encoders=StandInEncoders())
-                detected = sum(sum(c.values()) for c in report.counts.values()) > 0
-                got = library_state(lib_dir)
-                gone = lost_videos(expected, got)
-                recovered = not gone and not compare_states(expected, got)
+                try:
+                    report = lib.extract(encoders=StandInEncoders())
+                    detected = sum(sum(c.values()) for c in report.counts.values()) > 0
+                    got = library_state(lib_dir)
+                    gone = lost_videos(expected, got)
+                    recovered = not gone and not compare_states(expected, got)
+                except Exception as exc:  # a damaged file that makes the next run fail outright
+                    crash = f"{type(exc).__name__}: {exc}"[:160]
+                    detected, recovered, gone = False, False, {"library unusable"}
             else:
                 li = open_library_index(lib, "video", {"backend": "faiss"})
                 try:
@@ -277,12 +282,14 @@ def bench_damage(template: Path, expected: dict, runs: int, rng: random.Random) 
                     gone = set() if recovered else {"index"}
                 finally:
                     li.close()
-        row = table.setdefault(f"{kind}, {damage}", {"runs": 0, "detected": 0, "recovered": 0})
+        row = table.setdefault(f"{kind}, {damage}", {"runs": 0, "detected": 0, "recovered": 0, "crashed": 0})
         row["runs"] += 1
         row["detected"] += detected
         row["recovered"] += recovered
+        row["crashed"] += crash is not None
         lost += len(gone)
-        problems.append([] if recovered else [f"{kind} {target.name} ({damage}): detected={detected}, not recovered"])
+        problems.append([] if recovered else [f"{kind} {target.name} ({damage}): detected={detected}, not recovered"
+                                              + (f", the next run failed: {crash}" if crash else "")])
         shutil.rmtree(lib_dir, ignore_errors=True)
     return summary("damaged feature / index files", runs, runs, problems, lost, time.perf_counter() - t0,
                    by_kind=table)

@@ -62,8 +62,8 @@ PIP_LINE = "pip install faiss-cpu"
 EF_CANDIDATES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 MAX_EF = 4096
 # A distance computed in a graph search costs about this many of one computed over a list of matching
-# labels (measured at 1M × 512, 1 thread: ~0.3 µs each way; see BENCHMARKS-retrieval.md).
-GRAPH_DISTANCE_COST = 1.0
+# labels (measured at 1M × 512, one thread: 0.41–0.46 µs against 0.26–0.32 µs; BENCHMARKS-retrieval.md).
+GRAPH_DISTANCE_COST = 1.4
 DEFAULT_DISTANCES_PER_EF = 20.0  # until tune() measures it (HNSW, M=16, 512-d: 17–24 at efSearch 64)
 FILTER_TUNING_SELECTIVITY = 0.1
 # Below this share of the items a filter is searched exactly whatever the cost model says: efSearch for
