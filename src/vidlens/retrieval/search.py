@@ -78,14 +78,21 @@ def _text_encoder(space: LibraryIndex, encoder: Any) -> Any:
     return encoder
 
 
-def _result(lib: Any, vid: str, score: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    video = lib.get(vid)
-    thumb = lib.root / "thumbnails" / f"{vid}.jpg"
-    out = {"id": vid, "score": round(float(score), 4), "title": video.get("title"),
-           "duration": video.get("duration"), "labels": video.get("labels") or [],
-           "path": (video.get("paths") or [None])[0], "thumbnail": str(thumb) if thumb.exists() else None}
-    if extra:
-        out.update(extra)
+def _results(lib: Any, hits: Any) -> list[dict[str, Any]]:
+    """Result dicts for index hits, their videos read in one query (a hit whose video was deleted since
+    the index was built is left out)."""
+    hits = list(hits)
+    videos = lib.store.get_videos([h.id for h in hits])
+    out = []
+    for h in hits:
+        video = videos.get(h.id)
+        if video is None:
+            continue
+        thumb = lib.root / "thumbnails" / f"{h.id}.jpg"
+        out.append({"id": h.id, "score": round(float(h.score), 4), "title": video.get("title"),
+                    "duration": video.get("duration"), "labels": video.get("labels") or [],
+                    "path": (video.get("paths") or [None])[0],
+                    "thumbnail": str(thumb) if thumb.exists() else None})
     return out
 
 
@@ -128,7 +135,7 @@ def search(lib: Any, query: str, filters: SearchFilter | list[str] | str | None 
     if not np.any(q):
         raise VidlensError("the query encoder found nothing to embed in this query")
     hits = space.search(l2n(q), k, flt)[0]
-    return [_result(lib, h.id, h.score) for h in hits]
+    return _results(lib, hits)
 
 
 def _model_dir(lib: Any, model: str | os.PathLike | None) -> Path | None:
@@ -168,7 +175,7 @@ def similar(lib: Any, ref: str | os.PathLike, k: int = 10, filters: SearchFilter
         messages.extend(space.messages)
     own_id, vector = _reference_vector(lib, space, ref, encoders)
     hits = space.search(vector[None], k + (1 if own_id else 0), flt)[0]
-    return [_result(lib, h.id, h.score) for h in hits if h.id != own_id][:k]
+    return _results(lib, [h for h in hits if h.id != own_id][:k])
 
 
 def _reference_vector(lib: Any, space: LibraryIndex, ref: str | os.PathLike, encoders: Any

@@ -421,7 +421,7 @@ def search_with_model(lib: Any, model_dir: Path, text: str, flt: Any, k: int, *,
     """Text → video search with a trained two-tower model (vectors computed for the library on the fly)."""
     from vidlens.index import FaissIndex
     from vidlens.retrieval.library_index import video_metadata
-    from vidlens.retrieval.search import _result
+    from vidlens.retrieval.search import _results
 
     model = TwoTowerModel.load(model_dir)
     embedder = VideoEmbedder.from_state(model.meta["embedder"]) if "embedder" in model.meta else None
@@ -449,7 +449,7 @@ def search_with_model(lib: Any, model_dir: Path, text: str, flt: Any, k: int, *,
     q = model.encode_queries(np.asarray(text_encoder.encode_batch([text]), np.float32))
     if messages is not None:
         messages.append(f"ranked by the two-tower model in {model_dir}")
-    return [_result(lib, h.id, h.score) for h in index.search(q, k, flt)[0]]
+    return _results(lib, index.search(q, k, flt)[0])
 
 
 def train_library_model(lib: Any, pairs: Sequence[tuple[str, str]], text_encoder: Any = None,

@@ -69,8 +69,9 @@ class Video(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
+    # "selectin": a page of videos loads its paths in one more query, not one query per video.
     paths: Mapped[list[VideoPath]] = relationship(
-        back_populates="video", cascade="all, delete-orphan", order_by="VideoPath.id"
+        back_populates="video", cascade="all, delete-orphan", order_by="VideoPath.id", lazy="selectin"
     )
 
     METADATA_FIELDS = ("title", "summary", "product_titles", "product_categories", "labels", "extra",
@@ -158,7 +159,8 @@ class Extraction(Base):
     message: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow,
+                                                 index=True)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the row."""
