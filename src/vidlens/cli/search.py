@@ -143,10 +143,8 @@ def train_search(ctx: CliContext, sources: str, pairs_file: str | None, holdout:
                  seed: int, out_dir: str | None) -> None:
     """Train the two-tower text → video model on (query, video) pairs the library knows (titles,
     descriptions, gold tags, click logs) and save it; `vidlens search --model auto` then ranks with it."""
-    import numpy as np
-
     from vidlens.retrieval.pairs import library_pairs, split_pairs
-    from vidlens.retrieval.two_tower import TwoTowerModel, evaluate, library_inputs, train_library_model
+    from vidlens.retrieval.two_tower import TwoTowerModel, train_library_model
 
     lib = ctx.lib(create=False)
     pairs, counts = library_pairs(lib, [s.strip() for s in sources.split(",") if s.strip()], pairs_file)
@@ -156,18 +154,10 @@ def train_search(ctx: CliContext, sources: str, pairs_file: str | None, holdout:
     config: dict = {"seed": seed}
     if epochs is not None:
         config["epochs_round1"] = epochs
-    folder, history = train_library_model(lib, train, config=config, out=out_dir,
+    folder, history = train_library_model(lib, train, config=config, out=out_dir, held_out=held,
                                           log=lambda msg: err.print(str(msg), highlight=False))
     result: dict = {"model": str(folder), "pairs": counts, "trained_on": len(train), "history": history[-3:]}
-    if held:
-        from vidlens.encoders import create_encoder
-        from vidlens.retrieval.embedder import VideoEmbedder
-
-        model = TwoTowerModel.load(folder)
-        inputs, _, _ = library_inputs(lib, VideoEmbedder.from_state(model.meta["embedder"]))
-        encoder = create_encoder(model.meta["text_encoder"].split("@")[0])
-        row = {v: i for i, v in enumerate(inputs.ids)}
-        held = [(q, v) for q, v in held if v in row]
-        queries = np.asarray(encoder.encode_batch([q for q, _ in held]), np.float32)
-        result["held_out"] = {"pairs": len(held), **evaluate(model, inputs, queries, [row[v] for _, v in held])}
+    held_out = TwoTowerModel.load(folder).meta.get("held_out")
+    if held_out:
+        result["held_out"] = held_out
     print_json(result)

@@ -454,7 +454,7 @@ def search_with_model(lib: Any, model_dir: Path, text: str, flt: Any, k: int, *,
 
 def train_library_model(lib: Any, pairs: Sequence[tuple[str, str]], text_encoder: Any = None,
                         config: dict[str, Any] | None = None, out: str | Path | None = None,
-                        log: Any = None) -> tuple[Path, list[dict]]:
+                        log: Any = None, held_out: Sequence[tuple[str, str]] = ()) -> tuple[Path, list[dict]]:
     """Train a two-tower model on (query text, video id) pairs of a library and save it.
 
     Args:
@@ -463,6 +463,8 @@ def train_library_model(lib: Any, pairs: Sequence[tuple[str, str]], text_encoder
         text_encoder: the query encoder (default: the one the library's text came from).
         config: overrides of :class:`TwoTowerConfig` training keys.
         out: model folder (default ``LIBRARY/models/two_tower``; ``search(..., model="auto")`` uses it).
+        held_out: pairs kept out of training; the trained model's R@1/5/20 and mean rank on those whose
+            video has features are stored in the model's ``meta["held_out"]``.
 
     Returns:
         The folder and the training history.
@@ -489,6 +491,10 @@ def train_library_model(lib: Any, pairs: Sequence[tuple[str, str]], text_encoder
     model, history = fit_two_tower(cfg, inputs, qvecs, [(qrow[q], row[v]) for q, v in known], log=log)
     model.meta = {"embedder": embedder.state(), "text_encoder": f"{text_encoder.name}@{text_encoder.version}",
                   "pairs": len(known), "history": history}
+    held = [(q, v) for q, v in held_out if v in row and q.strip()]
+    if held:
+        queries = np.asarray(text_encoder.encode_batch([q for q, _ in held]), np.float32)
+        model.meta["held_out"] = {"pairs": len(held), **evaluate(model, inputs, queries, [row[v] for _, v in held])}
     folder = Path(out) if out is not None else lib.folder("models") / "two_tower"
     model.save(folder)
     return folder, history
