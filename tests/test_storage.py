@@ -75,6 +75,45 @@ def test_64_bit_sizes_and_times(store):
     assert store.counts()["with_video"] == 1 and store.counts()["with_audio"] == 0
 
 
+def test_revision_0002_indexes_a_db_at_0001_and_keeps_its_rows(database_url):
+    """A DB left at 0001 by the previous vidlens gets the two indexes on opening; down and up again work."""
+    from sqlalchemy import create_engine
+
+    from vidlens.store.models import Extraction
+
+    command.upgrade(alembic_config(url=database_url), "0001")
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        assert "ix_extractions_updated_at" not in {ix["name"] for ix in inspect(conn).get_indexes("extractions")}
+        conn.execute(Video.__table__.insert().values(
+            id="c" * 20, size_bytes=10, duration=2.0, has_video=True, has_audio=True, product_titles=[],
+            product_categories=[], labels=[], extra={}, rotation=0, variable_frame_rate=False,
+            created_at=func.now(), updated_at=func.now()))
+        conn.execute(Extraction.__table__.insert().values(
+            video_id="c" * 20, feature="frames", key="k", status="ok", result={}, seconds=0.0,
+            updated_at=func.now()))
+    engine.dispose()
+
+    store = MetadataStore(database_url)
+
+    def indexes(conn) -> set[str]:
+        return {ix["name"] for table in ("extractions", "tag_clicks") for ix in inspect(conn).get_indexes(table)}
+
+    with store.engine.connect() as conn:
+        assert current_revision(conn) == head_revision() == "0002"
+        assert {"ix_extractions_updated_at", "ix_tag_clicks_tag_id"} <= indexes(conn)
+        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                model_metadata()) == []
+    assert store.video_ids() == ["c" * 20]
+    store.close()
+    command.downgrade(alembic_config(url=database_url), "0001")
+    command.upgrade(alembic_config(url=database_url), "head")
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        assert {"ix_extractions_updated_at", "ix_tag_clicks_tag_id"} <= indexes(conn)
+    engine.dispose()
+
+
 def test_library_made_before_migrations_is_adopted(tmp_path):
     """A SQLite library whose tables came from ``create_all`` (some of them only) keeps its rows."""
     from sqlalchemy import create_engine

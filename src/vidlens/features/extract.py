@@ -193,7 +193,10 @@ class Extractor:
         ASR or frames it is made from: such a text feature is planned and :meth:`compute` decides once
         the new text is known. A re-run with nothing changed therefore plans nothing.
         """
-        stored_ids = {f: set(self.vectors.ids(f)) for f in VECTOR_FEATURES if f in self.features}
+        # The key of each video's stored vector: a vector that is gone (its part damaged and moved aside) or
+        # that is not the one the row describes (an older part left after the newer one was moved aside)
+        # means the feature is redone.
+        stored_keys = {f: self.vectors.keys(f) for f in VECTOR_FEATURES if f in self.features}
         keys = {f: self._base_key(f) for f in self.features if not f.startswith("text.")}
         wants_text = any(f.startswith("text.") for f in self.features)
         plan: list[tuple[str, list[str]]] = []
@@ -211,7 +214,7 @@ class Extractor:
             for f in self.features:
                 row = rows[vid].get(f)
                 lost = row is not None and row.status == OK and (
-                    (f in stored_ids and vid not in stored_ids[f])
+                    (f in stored_keys and stored_keys[f].get(vid) != row.key)
                     or (f in SEQUENCE_FEATURES and not self._sequence_intact(f, vid, row)))
                 if f.startswith("text."):
                     if _TEXT_SOURCE.get(f) in todo:

@@ -126,7 +126,7 @@ class TagClick(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))
     video_id: Mapped[str] = mapped_column(String(64), index=True)
-    tag_id: Mapped[int | None] = mapped_column(ForeignKey("tags.id", ondelete="SET NULL"))
+    tag_id: Mapped[int | None] = mapped_column(ForeignKey("tags.id", ondelete="SET NULL"), index=True)
     text: Mapped[str] = mapped_column(String(NAME_COLUMN_CHARS))
     clicks: Mapped[int] = mapped_column(Integer, default=1)
     at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
