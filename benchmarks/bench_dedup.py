@@ -1,37 +1,57 @@
 """Near-duplicate detection on real clips, Meta VSC 2022 style: micro-AP and recall@1 of copy → original.
 
 Usage:
-    .venv/bin/python benchmarks/bench_dedup.py [--positives 60] [--negatives 30]
+    .venv/bin/python benchmarks/bench_dedup.py [--positives 60] [--negatives 30] [--ablations]
 
 Protocol. The real clips of ../shared/data/videos are split into a *reference* set (every clip but
-``negatives`` held-out ones). ``positives`` reference clips each get transformed copies (queries whose
+``negatives`` held-out ones). ``positives`` reference clips each get two transformed copies (queries whose
 original is in the reference set); the held-out clips get the same kinds of transformed copies (queries
 with no original in the reference set: every match they get is a false positive). Transforms (ffmpeg
 CLI): heavy re-encoding, half-size resize, 80 % centre crop, letterbox, logo overlay, 1.5× speed-up,
-trimming the first 30 %, and two combinations. Descriptors follow the VSC budget (≤ 512-d, ≤ 1 per
-second): the stored 1-fps EfficientNet-Lite0 frame embeddings, PCA-whitened to 256-d on the reference
-set. Every query is scored against every reference; the predictions (query, reference, score) of all
-queries are pooled into one ranked list for micro-AP; recall@1 is over the positive queries.
+trimming the first 30 %, and two combinations. Every query is scored against every reference and
+predicts its 10 best; the predictions of all queries are pooled into one ranked list for micro-AP;
+recall@1 is over the positive queries. Descriptors follow the VSC budget (≤ 512-d, ≤ 1 per second).
 
-Several scores are compared on the same descriptors: the temporal alignment (the library default), the
-single best frame pair, and the cosine of the video-level descriptors (raw and whitened).
+Dev / test. Queries are split by their source clip: ``sha1(clip name)`` even → dev, odd → test (both for
+copies of reference clips and of held-out clips); the reference set is the same for both. Every setting
+of the library's copy descriptors was chosen on the dev part; the test part and the whole set are
+reported as they came.
+
+Scene-grouped variant (side by side, the same copies). The fight clips are consecutive cuts of the same
+surveillance footage, so a copy of a held-out clip may rightly look like the neighbouring cut. Groups
+are linked clips: two clips of one folder with consecutive file numbers (``fi087``, ``fi088``) whose
+stored frame vectors agree (cosine of the whitened clip means ≥ 0.25), or any two clips whose vectors
+agree closely (≥ 0.35; the fight and no-fight folders are cut from the same footage: ``fi137`` and
+``nofi105`` are one camera seconds apart). Random pairs of clips: 99th percentile 0.12. The variant
+removes from the reference set every clip that shares a group with a held-out clip (and the copies of
+removed clips from the queries).
+
+Compared, on the same queries: before — the stored 1-fps EfficientNet-Lite0 frame vectors (classification
+features: the centre square of the frame), PCA-whitened to 256-d on the references; after — the
+library's copy descriptors (:mod:`vidlens.retrieval.copy_descriptors`: black borders cut, whole picture
+and centre views at reduced detail, one vector per second), whitened the same way. Scores: the temporal
+alignment the library uses, and the single best frame pair.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 import vidlens
-from vidlens.retrieval.dedup import FrameWhitening, VideoDescriptors, align
+from vidlens.retrieval.copy_descriptors import CopyDescriptorConfig, as_dict
+from vidlens.retrieval.dedup import FrameWhitening, align, library_copy_vectors
 from vidlens.retrieval.embedder import l2n
 from vidlens.retrieval.metrics import micro_average_precision
 
@@ -54,6 +74,13 @@ TRANSFORMS: dict[str, list[str]] = {
     "letterbox+logo": ["-an", "-vf", "pad=iw:trunc(ih*0.7)*2:0:(oh-ih)/2:black,"
                        "drawbox=x=iw*0.7:y=ih*0.05:w=iw*0.25:h=ih*0.1:color=white@0.9:t=fill", *X264, "-crf", "28"],
 }
+# Ablations of the copy descriptors (each one more pass of the frame encoder over every clip).
+ABLATIONS: dict[str, dict[str, float]] = {
+    "no border cut": {"max_border": 0.0},
+    "no centre view": {"centre": 0.0},
+    "4 frames a second, pooled": {"fps": 4.0},
+    "full detail": {"detail": 0},
+}
 
 
 def transform(src: Path, dst: Path, kind: str, duration: float) -> Path:
@@ -70,10 +97,83 @@ def transform(src: Path, dst: Path, kind: str, duration: float) -> Path:
     return dst
 
 
+def is_dev(clip: Path) -> bool:
+    """The fixed dev/test split of source clips (by a hash of the clip's name)."""
+    return int(hashlib.sha1(clip.stem.encode()).hexdigest(), 16) % 2 == 0
+
+
+def scene_groups(clips: list[Path], means: dict[Path, np.ndarray], neighbour_sim: float, any_sim: float
+                 ) -> dict[Path, int]:
+    """Group number of each clip: clips are linked when their file numbers are consecutive in one folder
+    and their vectors agree (cosine ≥ ``neighbour_sim``), or when their vectors agree closely whatever
+    their names (cosine ≥ ``any_sim``: the fight and no-fight folders hold cuts of the same footage); a
+    group is a connected set of links."""
+    parent = {c: c for c in clips}
+
+    def root(c: Path) -> Path:
+        while parent[c] != c:
+            c = parent[c]
+        return c
+
+    def sim(a: Path, b: Path) -> float:
+        return float(means[a] @ means[b]) if a in means and b in means else -1.0
+
+    number = {}
+    for c in clips:
+        m = re.fullmatch(r"([a-z]+)(\d+)", c.stem)
+        if m:
+            number[(c.parent, m.group(1), int(m.group(2)))] = c
+    links = [(c, nxt) for (folder, prefix, num), c in number.items()
+             if (nxt := number.get((folder, prefix, num + 1))) is not None and sim(c, nxt) >= neighbour_sim]
+    links += [(a, b) for i, a in enumerate(clips) for b in clips[i + 1:] if sim(a, b) >= any_sim]
+    for a, b in links:
+        parent[root(a)] = root(b)
+    roots = {r: i for i, r in enumerate(dict.fromkeys(root(c) for c in clips))}
+    return {c: roots[root(c)] for c in clips}
+
+
+def evaluate(ref_seqs: dict[Path, np.ndarray], queries: list[tuple[np.ndarray, Path | None, str, bool]],
+             score: str) -> dict[str, object]:
+    """micro-AP, recall@1 and recall@1 per transform over ``queries`` = (descriptors, original or None,
+    transform, dev?)."""
+    ref_list = list(ref_seqs)
+    pos = {p: i for i, p in enumerate(ref_list)}
+    out: dict[str, object] = {}
+    per_query = []
+    for q, src, kind, dev in queries:
+        if score == "alignment":
+            s = np.array([align(q, ref_seqs[p]).score for p in ref_list])
+        else:
+            s = np.array([float((q @ ref_seqs[p].T).max()) for p in ref_list])
+        per_query.append((s, pos.get(src, -1) if src is not None else -1, kind, dev))
+    for subset in ("dev", "test", "all"):
+        rows = [r for r in per_query if subset == "all" or r[3] == (subset == "dev")]
+        scores, positives, hits, kinds = [], [], [], {}
+        for s, t, kind, _ in rows:
+            top = np.argsort(-s)[:10]
+            scores.extend(s[top].tolist())
+            positives.extend((top == t).tolist())
+            if t >= 0:
+                hits.append(top[0] == t)
+                kinds.setdefault(kind, []).append(top[0] == t)
+        n_pos = len(hits)
+        out[subset] = {"micro_ap": micro_average_precision(scores, positives, n_pos),
+                       "recall@1": float(np.mean(hits)) if hits else 0.0, "positives": n_pos,
+                       "negatives": len(rows) - n_pos,
+                       "recall@1_by_transform": {k: float(np.mean(v)) for k, v in kinds.items()}}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--positives", type=int, default=60, help="reference clips that get copies")
     ap.add_argument("--negatives", type=int, default=30, help="held-out clips whose copies have no original")
+    ap.add_argument("--dim", type=int, default=256, help="whitened descriptor size (≤ 512)")
+    ap.add_argument("--group-neighbour-sim", type=float, default=0.25,
+                    help="cosine (whitened stored vectors) from which neighbouring cuts are one scene")
+    ap.add_argument("--group-any-sim", type=float, default=0.35,
+                    help="cosine from which any two clips are one scene")
+    ap.add_argument("--ablations", action="store_true", help="also the copy descriptors without each part")
     ap.add_argument("--work", default=str(OUT / "dedup"), help="work folder (copies and library are cached)")
     args = ap.parse_args()
     manifest = DATA / "manifest.jsonl"
@@ -91,8 +191,7 @@ def main() -> None:
     copies_dir.mkdir(parents=True, exist_ok=True)
     kinds = list(TRANSFORMS)
 
-    lib_dir = work / "lib"
-    lib = vidlens.open(lib_dir)
+    lib = vidlens.open(work / "lib")
     from vidlens.media import probe
 
     jobs = []
@@ -107,75 +206,80 @@ def main() -> None:
     print(f"{len(jobs)} transformed copies in {time.perf_counter() - t:.0f} s", file=sys.stderr)
 
     report = lib.ingest([*refs, *held, *(j[1] for j in jobs)])
-    id_of = {r.item: r.video_id for r in report.results}
+    id_of = {Path(r.item): r.video_id for r in report.results}
     t = time.perf_counter()
     ext = lib.extract(["frames"], progress=False)
     print(f"frames extracted for {ext.videos} videos in {time.perf_counter() - t:.0f} s; errors: {ext.errors[:3]}",
           file=sys.stderr)
 
-    def seq(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-        fs = lib.features(id_of[str(path)])
-        s = fs.sequence("frames")
-        if s is None or not len(s):
-            return None
-        return np.asarray(s, np.float32), np.asarray(fs.results["frames"]["times"], np.float32)
+    def stored(path: Path) -> np.ndarray | None:
+        s = lib.features(id_of[path]).sequence("frames")
+        return None if s is None or not len(s) else np.asarray(s, np.float32)
 
-    ref_seqs = {p: seq(p) for p in refs}
-    ref_seqs = {p: s for p, s in ref_seqs.items() if s is not None}
-    queries = [(dst, src if src in pos_src else None, kind) for src, dst, kind in jobs]
-    q_seqs = {q: seq(q) for q, _, _ in queries}
-    queries = [q for q in queries if q_seqs[q[0]] is not None]
-    n_frames = sum(len(s[0]) for s in ref_seqs.values())
-    whitening = FrameWhitening(dim=256).fit(np.concatenate([s[0] for s in ref_seqs.values()]))
-    ref_list = list(ref_seqs)
-    ref_desc = [VideoDescriptors(str(p), whitening.transform(ref_seqs[p][0]), ref_seqs[p][1]) for p in ref_list]
-    q_desc = [VideoDescriptors(str(q), whitening.transform(q_seqs[q][0]), q_seqs[q][1]) for q, _, _ in queries]
-    ref_global = np.stack([d.global_descriptor for d in ref_desc])
-    ref_raw = l2n(np.stack([ref_seqs[p][0].mean(0) for p in ref_list]))
+    descriptor_sets: dict[str, dict[Path, np.ndarray]] = {
+        "before: stored 1-fps frame vectors": {p: s for p in [*refs, *held, *(j[1] for j in jobs)]
+                                               if (s := stored(p)) is not None}}
+    configs = {"after: copy descriptors (library default)": CopyDescriptorConfig()}
+    if args.ablations:
+        configs |= {f"after, {name}": replace(CopyDescriptorConfig(), **kw) for name, kw in ABLATIONS.items()}
+    timings = {}
+    for name, cfg in configs.items():
+        t = time.perf_counter()
+        vecs = library_copy_vectors(lib, config=cfg)
+        timings[name] = time.perf_counter() - t
+        descriptor_sets[name] = {p: vecs[id_of[p]][0] for p in [*refs, *held, *(j[1] for j in jobs)]
+                                 if id_of[p] in vecs}
+        print(f"{name}: {timings[name]:.0f} s (0 when cached)", file=sys.stderr)
+    video_seconds = sum(probe(p).duration or 0.0 for p in [*refs, *held, *(j[1] for j in jobs)])
+    print(f"{video_seconds:.0f} s of video in all", file=sys.stderr)
 
-    t = time.perf_counter()
-    methods = {"alignment (default)": [], "best frame pair": [], "video-level whitened": [], "video-level raw": []}
-    for (q, _, _), qd in zip(queries, q_desc, strict=True):
-        align_scores = np.array([align(qd.descriptors, rd.descriptors).score for rd in ref_desc])
-        pair_scores = np.array([float((qd.descriptors @ rd.descriptors.T).max()) for rd in ref_desc])
-        methods["alignment (default)"].append(align_scores)
-        methods["best frame pair"].append(pair_scores)
-        methods["video-level whitened"].append(ref_global @ qd.global_descriptor)
-        methods["video-level raw"].append(ref_raw @ l2n(q_seqs[q][0].mean(0, keepdims=True))[0])
-    score_s = time.perf_counter() - t
-    truth = [ref_list.index(src) if src is not None else -1 for _, src, _ in queries]
-    n_pos = sum(t >= 0 for t in truth)
-    rows = []
-    for name, per_query in methods.items():
-        scores, positives = [], []
-        top1 = 0
-        for s, t_ in zip(per_query, truth, strict=True):
-            top = np.argsort(-s)[:10]  # each query predicts its 10 best references
-            scores.extend(s[top].tolist())
-            positives.extend((top == t_).tolist())
-            top1 += int(t_ >= 0 and top[0] == t_)
-        rows.append({"score": name, "micro_ap": micro_average_precision(scores, positives, n_pos),
-                     "recall@1": top1 / n_pos})
-    per_kind = {}
-    for kind in kinds:
-        idx = [i for i, (_, src, k) in enumerate(queries) if k == kind and src is not None]
-        if idx:
-            per_kind[kind] = float(np.mean([np.argmax(methods["alignment (default)"][i]) == truth[i] for i in idx]))
-    result = {"references": len(ref_desc), "reference_frames": n_frames, "queries": len(queries),
-              "positive_queries": n_pos, "negative_queries": len(queries) - n_pos, "descriptor_dim":
-              ref_desc[0].descriptors.shape[1], "scoring_seconds": score_s, "rows": rows,
-              "recall@1_by_transform": per_kind}
+    # scene groups, from file numbering verified by the stored vectors (whitened on the references)
+    base = descriptor_sets["before: stored 1-fps frame vectors"]
+    w0 = FrameWhitening(dim=args.dim).fit(np.concatenate([base[p] for p in refs if p in base]))
+    means = {p: l2n(w0.transform(base[p]).mean(0, keepdims=True))[0] for p in clips if p in base}
+    group = scene_groups(clips, means, args.group_neighbour_sim, args.group_any_sim)
+    held_groups = {group[p] for p in held}
+    grouped_refs = [p for p in refs if group[p] not in held_groups]
+    sizes = np.bincount(list(group.values()))
+    print(f"scene groups: {int((sizes > 1).sum())} of more than one clip (largest {sizes.max()}); "
+          f"grouped variant drops {len(refs) - len(grouped_refs)} references", file=sys.stderr)
+
+    results: dict[str, object] = {"references": len(refs), "held_out": len(held), "copies": len(jobs),
+                                  "copy_descriptor_config": as_dict(CopyDescriptorConfig()),
+                                  "descriptor_seconds": timings, "video_seconds": video_seconds, "rows": []}
+    for name, seqs in descriptor_sets.items():
+        for protocol, ref_set in (("original", refs), ("scene-grouped", grouped_refs)):
+            ref_ok = [p for p in ref_set if p in seqs]
+            whitening = FrameWhitening(dim=args.dim).fit(np.concatenate([seqs[p] for p in ref_ok]))
+            ref_desc = {p: whitening.transform(seqs[p]) for p in ref_ok}
+            queries = [(whitening.transform(seqs[dst]), src if src in pos_src and src in ref_desc else None,
+                        kind, is_dev(src))
+                       for src, dst, kind in jobs if dst in seqs and (src in held or src in ref_desc)]
+            for score in ("alignment", "best frame pair"):
+                if score != "alignment" and protocol != "original":
+                    continue
+                row = {"descriptors": name, "protocol": protocol, "score": score,
+                       "dim": int(next(iter(ref_desc.values())).shape[1]), "references": len(ref_desc),
+                       **evaluate(ref_desc, queries, score)}
+                results["rows"].append(row)
+                print(f"{name} | {protocol} | {score} | " + " | ".join(
+                    f"{s}: AP {row[s]['micro_ap']:.3f} R@1 {row[s]['recall@1']:.3f}" for s in ("dev", "test", "all")),
+                    file=sys.stderr)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "bench_dedup.json").write_text(json.dumps(result, indent=2))
-    print(f"\n{len(ref_desc)} references ({n_frames} frames, ≤1/s), {len(queries)} queries "
-          f"({n_pos} copies of references, {len(queries) - n_pos} copies of held-out clips), "
-          f"{result['descriptor_dim']}-d descriptors\n")
-    print("| score | micro-AP | recall@1 |\n|---|---|---|")
-    for r in rows:
-        print(f"| {r['score']} | {r['micro_ap']:.3f} | {r['recall@1']:.3f} |")
-    print("\n| transform | recall@1 (alignment) |\n|---|---|")
-    for kind, v in per_kind.items():
-        print(f"| {kind} | {v:.2f} |")
+    (OUT / "bench_dedup.json").write_text(json.dumps(results, indent=2))
+    print("\n| descriptors | protocol | score | dev AP | dev R@1 | test AP | test R@1 | all AP | all R@1 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results["rows"]:
+        print(f"| {r['descriptors']} | {r['protocol']} ({r['references']} refs) | {r['score']} | " + " | ".join(
+            f"{r[s]['micro_ap']:.3f} | {r[s]['recall@1']:.3f}" for s in ("dev", "test", "all")) + " |")
+    print("\nrecall@1 by transform (alignment, original protocol, test / all):\n")
+    rows = [r for r in results["rows"] if r["protocol"] == "original" and r["score"] == "alignment"]
+    print("| transform | " + " | ".join(r["descriptors"] for r in rows) + " |")
+    print("|---|" + "---|" * len(rows))
+    for kind in kinds:
+        print(f"| {kind} | " + " | ".join(
+            f"{r['test']['recall@1_by_transform'].get(kind, float('nan')):.2f} / "
+            f"{r['all']['recall@1_by_transform'].get(kind, float('nan')):.2f}" for r in rows) + " |")
     lib.close()
 
 

@@ -27,6 +27,7 @@ from vidlens.retrieval import (
     similar,
     write_dedup_report,
 )
+from vidlens.retrieval.copy_descriptors import CopyDescriptorConfig, content_box, frames_copy_vectors
 from vidlens.retrieval.lexical import CharBM25, HashedNgramEncoder
 from vidlens.retrieval.metrics import micro_average_precision, recall_at, target_ranks
 
@@ -150,6 +151,32 @@ def test_alignment_handles_speed_change_and_trimming():
     other = FrameWhitening(min_frames=10**9).transform(rng.normal(size=(10, 128)))
     assert align(other, ref).score < 0.4
     assert align(np.zeros((0, 128)), ref).score == 0.0
+
+
+def test_content_box_finds_letterbox_bars_under_a_logo():
+    rng = np.random.default_rng(2)
+    frames = np.zeros((4, 120, 160, 3), np.uint8)
+    frames[:, 20:100, 10:150] = rng.integers(40, 255, size=(4, 80, 140, 3), dtype=np.uint8)
+    frames[:, 2:12, 100:140] = 255  # a logo stamped over the top bar
+    frames[:, 30:50, 30:40] = 0  # dark content inside the picture stays
+    assert content_box(frames) == (20, 100, 10, 150)
+    assert content_box(frames[:, 20:100, 10:150]) == (0, 80, 0, 140)
+    assert content_box(np.zeros((2, 40, 40, 3), np.uint8)) == (14, 26, 14, 26)  # all black: at most 35 % a side
+    assert content_box(np.zeros((2, 40, 40, 3), np.uint8), max_border=0.25) == (10, 30, 10, 30)
+
+
+def test_copy_vectors_pool_one_vector_per_second():
+    frames = np.full((8, 60, 80, 3), 128, np.uint8)
+    times = np.arange(8) / 4.0
+    seen = []
+
+    def encode(views):
+        seen.append(views.shape)
+        return views.reshape(len(views), -1)[:, :6].astype(np.float32)
+
+    vecs, secs = frames_copy_vectors(frames, times, encode, CopyDescriptorConfig())
+    assert seen == [(16, 256, 256, 3)]  # two views a frame
+    assert vecs.shape == (2, 6) and secs.tolist() == [0.0, 1.0]
 
 
 def test_metrics():
@@ -313,7 +340,7 @@ def test_similar_by_id_and_by_file(lib, built, clip_factory, tmp_path):
 
 def test_dedup_groups_copies_and_writes_report(lib):
     lib, ids = lib
-    groups = dedup(lib)
+    groups = dedup(lib, encoders=LayoutBank())
     assert len(groups) == 1, groups
     assert set(groups[0]["videos"]) == {ids["cook.mp4"], ids["cook_copy.mp4"]}
     pair = groups[0]["pairs"][0]
@@ -321,6 +348,42 @@ def test_dedup_groups_copies_and_writes_report(lib):
     page = write_dedup_report(lib, groups)
     text = page.read_text(encoding="utf-8")
     assert "红烧肉的做法" in text and f"../thumbnails/{ids['cook.mp4']}.jpg" in text
+
+
+def ffmpeg_copy(src, dst, vf):
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src), "-an", "-vf", vf,
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "30", str(dst)], check=True)
+    return dst
+
+
+def test_dedup_finds_letterboxed_and_cropped_copies(clip_factory, tmp_path):
+    src = clip_factory(duration=4.0, pattern="testsrc2", size=(192, 108), audio=False)
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(src, clips / "original.mp4")
+    ffmpeg_copy(src, clips / "letterbox.mp4", "scale=160:90,pad=160:160:0:35:black")
+    ffmpeg_copy(src, clips / "pillarbox.mp4", "pad=288:108:48:0:black")
+    ffmpeg_copy(src, clips / "crop.mp4", "crop=154:86,scale=192:108")
+    for pattern in ("smptebars", "rgbtestsrc", "mandelbrot"):
+        shutil.copy(clip_factory(duration=4.0, pattern=pattern, size=(192, 108), audio=False),
+                    clips / f"{pattern}.mp4")
+    with vidlens.open(tmp_path / "lib") as lib:
+        ids = {r.item.rsplit("/", 1)[-1]: r.video_id for r in lib.ingest(clips).results}
+        groups = dedup(lib, encoders=LayoutBank())
+        assert (lib.root / "dedup").is_dir() and any((lib.root / "dedup").iterdir())  # cached
+        copies = {ids[n] for n in ("original.mp4", "letterbox.mp4", "pillarbox.mp4", "crop.mp4")}
+        assert len(groups) == 1 and set(groups[0]["videos"]) == copies, groups
+        score = {frozenset((p["a"], p["b"])): p for p in groups[0]["pairs"]}
+
+        def pair(name):
+            return score[frozenset((ids["original.mp4"], ids[name]))]
+
+        # with the borders cut the picture is the same (≈ 0.6 without the cut); the centre view carries
+        # the crop (≈ 0.65 without it)
+        assert pair("letterbox.mp4")["score"] > 0.95 and pair("pillarbox.mp4")["score"] > 0.95
+        assert pair("crop.mp4")["score"] > 0.85
+        assert pair("letterbox.mp4")["segment_a"][1] - pair("letterbox.mp4")["segment_a"][0] >= 3  # whole clip
+        assert dedup(lib, encoders=LayoutBank()) == groups  # again, from the cache
 
 
 # -- command line (a real subprocess) ---------------------------------------------------------------------

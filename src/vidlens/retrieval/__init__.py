@@ -5,8 +5,8 @@
 - ``library_index.py``: a library's indexes per space (``text``, ``video``), rebuilt or updated from
   stored features when missing or stale, and kept open with the library between searches;
 - ``search.py``: :func:`search` and :func:`similar`;
-- ``dedup.py``: frame descriptors (PCA-whitened), temporal alignment, duplicate groups;
-  ``report.py``: their HTML page;
+- ``copy_descriptors.py``: copy-detection frame descriptors (borders cut, two views), cached per library;
+- ``dedup.py``: their whitening, temporal alignment, duplicate groups; ``report.py``: their HTML page;
 - ``metrics.py``: R@K / mean rank and the char-n-gram BM25 baseline;
 - ``two_tower.py``: the trainable video/text towers and their losses.
 
@@ -37,14 +37,16 @@ from vidlens.retrieval.report import write_dedup_report
 from vidlens.retrieval.search import search, similar
 
 
-def dedup(lib: Any, threshold: float = DEFAULT_THRESHOLD, candidates: int = 10) -> list[dict[str, Any]]:
-    """Groups of near-duplicate videos in ``lib`` (see :func:`vidlens.retrieval.dedup.find_duplicates`).
+def dedup(lib: Any, threshold: float = DEFAULT_THRESHOLD, candidates: int = 10, encoders: Any = None
+          ) -> list[dict[str, Any]]:
+    """Groups of near-duplicate videos in ``lib`` (see :func:`vidlens.retrieval.dedup.find_duplicates`;
+    ``encoders`` replaces the real frame encoder, as in ``lib.extract``).
 
     Returns:
         ``[{"videos": [ids], "score": best, "pairs": [{a, b, score, segment_a, segment_b, matched_frames}]}]``,
         largest groups first.
     """
-    return find_duplicates(lib, threshold=threshold, candidates=candidates)
+    return find_duplicates(lib, threshold=threshold, candidates=candidates, encoders=encoders)
 
 
 __all__ = [

@@ -1,10 +1,11 @@
 """Near-duplicate detection: frame-level descriptors, candidate search, temporal alignment.
 
-Descriptors (the Meta VSC 2022 budget: ≤ 512-d, ≤ 1 per second): each sampled frame's embedding from the
-frame CNN (stored as the ``frames`` sequence, 1 per second by default) is PCA-whitened to at most 256-d
-and L2-normalised. Whitening removes the directions every frame shares (CNN features are all positive,
-so raw cosines between unrelated frames are high) and spreads the rest, which is what makes a
-re-encoded, resized, cropped, letterboxed or logo-stamped copy stand out from merely similar footage.
+Descriptors (the Meta VSC 2022 budget: ≤ 512-d, ≤ 1 per second): one copy-detection vector per second
+of video (:mod:`vidlens.retrieval.copy_descriptors`: black borders cut, whole picture and centre views
+at reduced detail, computed from the file on first use and cached in the library), PCA-whitened to at
+most 256-d on the library's vectors and L2-normalised. Whitening removes the directions every frame
+shares (CNN features are all positive, so raw cosines between unrelated frames are high) and spreads the
+rest, which is what makes a copy stand out from merely similar footage.
 
 Matching two videos: a video-level descriptor (the mean of its frame descriptors) finds candidates
 through a vector index; each candidate pair is then aligned on the frame-similarity matrix by a local
@@ -16,17 +17,25 @@ the matching segment is where that path starts and ends in each video.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from vidlens.retrieval.copy_descriptors import (
+    CopyDescriptorConfig,
+    CopyVectorCache,
+    frame_encoder,
+    video_copy_vectors,
+)
 from vidlens.retrieval.embedder import l2n
 
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
 MATCH_BIAS = 0.15  # frame pairs below this similarity cost the path instead of extending it
+_STEPS = ((1, 1), (1, 2), (2, 1))  # a path's moves: same speed, b twice as fast, a twice as fast
 
 
 @dataclass
@@ -126,19 +135,24 @@ def align(a: np.ndarray, b: np.ndarray, bias: float = MATCH_BIAS) -> Alignment:
     sim = np.asarray(a, np.float32) @ np.asarray(b, np.float32).T
     gain = sim - bias
     ta, tb = sim.shape
-    h = np.zeros((ta, tb), np.float32)
-    back = np.full((ta, tb, 2), -1, np.int32)
+    # h[i, j]: best path gain ending at (i, j); rows depend only on the two rows above, so each row is
+    # computed at once. move[i, j]: which step led there (0: the path starts here).
+    h = np.zeros((ta + 2, tb + 2), np.float32)  # two rows and columns of zero padding in front
+    move = np.zeros((ta, tb), np.int8)
+    zero = np.zeros(tb, np.float32)
     for i in range(ta):
-        for j in range(tb):
-            best, prev = 0.0, (-1, -1)
-            for di, dj in ((1, 1), (1, 2), (2, 1)):
-                pi, pj = i - di, j - dj
-                if pi >= 0 and pj >= 0 and h[pi, pj] > best:
-                    best, prev = float(h[pi, pj]), (pi, pj)
-            value = gain[i, j] + best
-            if value > 0:
-                h[i, j] = value
-                back[i, j] = prev
+        r = i + 2
+        steps = np.stack([zero, h[r - 1, 1:tb + 1], h[r - 1, 0:tb], h[r - 2, 1:tb + 1]])  # (1,1) (1,2) (2,1)
+        pick = np.argmax(steps, axis=0)  # the first of equal gains, as a walk over the steps in order
+        value = gain[i] + steps[pick, np.arange(tb)]
+        live = value > 0
+        h[r, 2:] = np.where(live, value, 0.0)
+        move[i] = np.where(live, pick, 0)
+    h = h[2:, 2:]
+    back = np.full((ta, tb, 2), -1, np.int32)
+    for k, (di, dj) in enumerate(_STEPS, start=1):
+        ii, jj = np.nonzero(move == k)
+        back[ii, jj, 0], back[ii, jj, 1] = ii - di, jj - dj
     i, j = np.unravel_index(int(np.argmax(h)), h.shape)
     if h[i, j] <= 0:
         # nothing beats the bias: report the single best pair so that scores still rank
@@ -167,29 +181,81 @@ class VideoDescriptors:
         return l2n(self.descriptors.mean(axis=0, keepdims=True))[0]
 
 
-def library_descriptors(lib: Any, whitening: FrameWhitening | None = None, fit: bool = True
-                        ) -> tuple[list[VideoDescriptors], FrameWhitening]:
-    """Frame descriptors of every video of ``lib`` that has a ``frames`` sequence.
+def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorConfig | None = None
+                         ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-second copy vectors (encoder space) and their times for every video of ``lib``, by id.
+
+    Computed on first use from the video files (see :mod:`vidlens.retrieval.copy_descriptors`) and
+    cached in ``LIBRARY/dedup/``; a video whose file is gone and that was never described is left out,
+    with a warning.
 
     Args:
         lib: the library.
-        whitening: a fitted model to use; default: fit one on the library's frames.
-        fit: fit ``whitening`` on this library (ignored when ``whitening`` is given and fitted).
+        encoders: an ``EncoderBank``-like object whose frame encoder embeds the views (default: the
+            library's real frame encoder).
+        config: sampling and cutting parameters (default: :class:`CopyDescriptorConfig`).
     """
-    seqs: list[tuple[str, np.ndarray, np.ndarray]] = []
+    from vidlens.errors import MediaError
+    from vidlens.features.encoding import EncoderBank
+
+    cfg = config or CopyDescriptorConfig()
+    bank = encoders if encoders is not None else EncoderBank(lib.config)
+    encode, key = frame_encoder(bank)
+    cache = CopyVectorCache(lib.folder("dedup"), key, cfg)
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    missing, added = [], 0
     for video in lib.videos():
-        fs = lib.features(video["id"])
-        seq = fs.sequence("frames") if fs.present.get("frames") else None
-        if seq is None or len(seq) == 0:
-            continue
-        times = np.asarray((fs.results.get("frames") or {}).get("times") or np.arange(len(seq)), np.float32)
-        if len(times) != len(seq):
-            times = np.arange(len(seq), dtype=np.float32)
-        seqs.append((video["id"], np.asarray(seq, np.float32), times))
+        vid = video["id"]
+        if vid not in cache:
+            path = readable_path(video)
+            if path is None:
+                missing.append(vid)
+                continue
+            try:
+                cache.put(vid, *video_copy_vectors(path, encode, cfg))
+            except MediaError as exc:
+                log.warning("near-duplicates: %s left out (%s)", vid[:12], exc)
+                continue
+            added += 1
+            if added % 200 == 0:
+                cache.save()  # a long first run keeps what it did if interrupted
+        vecs, times = cache.get(vid)
+        if len(vecs):
+            out[vid] = (vecs, times)
+    if added:
+        cache.save()
+    if missing:
+        log.warning("near-duplicates: %d video(s) left out, their files are not readable (%s)",
+                    len(missing), ", ".join(m[:12] for m in missing[:5]))
+    return out
+
+
+def library_descriptors(lib: Any, whitening: FrameWhitening | None = None, fit: bool = True,
+                        encoders: Any = None, config: CopyDescriptorConfig | None = None
+                        ) -> tuple[list[VideoDescriptors], FrameWhitening]:
+    """Whitened copy descriptors of every video of ``lib`` (see :func:`library_copy_vectors`).
+
+    Args:
+        lib: the library.
+        whitening: a fitted model to use; default: fit one on the library's vectors.
+        fit: fit ``whitening`` on this library (ignored when ``whitening`` is given and fitted).
+        encoders: as in :func:`library_copy_vectors`.
+        config: as in :func:`library_copy_vectors`.
+    """
+    seqs = library_copy_vectors(lib, encoders, config)
     if whitening is None or (fit and whitening.mean_ is None):
-        whitening = (whitening or FrameWhitening()).fit(np.concatenate([s for _, s, _ in seqs])
+        whitening = (whitening or FrameWhitening()).fit(np.concatenate([v for v, _ in seqs.values()])
                                                          if seqs else np.zeros((0, 1), np.float32))
-    return [VideoDescriptors(vid, whitening.transform(s), t) for vid, s, t in seqs], whitening
+    return [VideoDescriptors(vid, whitening.transform(v), t) for vid, (v, t) in seqs.items()], whitening
+
+
+def readable_path(video: dict[str, Any]) -> str | None:
+    """The first of a video record's paths that is a readable file."""
+    for raw in [*video.get("paths_raw", []), *video.get("paths", [])]:
+        path = os.fsdecode(raw)
+        if os.path.isfile(path) and os.access(path, os.R_OK):
+            return path
+    return None
 
 
 def match(a: VideoDescriptors, b: VideoDescriptors, step: float = 1.0) -> dict[str, Any]:
@@ -201,7 +267,8 @@ def match(a: VideoDescriptors, b: VideoDescriptors, step: float = 1.0) -> dict[s
 
 
 def find_duplicates(lib: Any, threshold: float = DEFAULT_THRESHOLD, candidates: int = 10,
-                    descriptors: list[VideoDescriptors] | None = None) -> list[dict[str, Any]]:
+                    descriptors: list[VideoDescriptors] | None = None, encoders: Any = None
+                    ) -> list[dict[str, Any]]:
     """Groups of near-duplicate videos in ``lib``.
 
     Args:
@@ -209,6 +276,7 @@ def find_duplicates(lib: Any, threshold: float = DEFAULT_THRESHOLD, candidates: 
         threshold: alignment score from which two videos count as copies.
         candidates: nearest videos (by video-level descriptor) aligned per video.
         descriptors: precomputed descriptors (default: :func:`library_descriptors`).
+        encoders: the frame encoder's bank for :func:`library_descriptors` (default: the real one).
 
     Returns:
         Groups, largest first: ``{"videos": [ids], "pairs": [{a, b, score, segment_a, segment_b}]}``;
@@ -217,10 +285,10 @@ def find_duplicates(lib: Any, threshold: float = DEFAULT_THRESHOLD, candidates: 
     from vidlens.index import FaissIndex
 
     if descriptors is None:
-        descriptors, _ = library_descriptors(lib)
+        descriptors, _ = library_descriptors(lib, encoders=encoders)
     if len(descriptors) < 2:
         return []
-    step = 1.0 / float(lib.config.media.fps)
+    step = 1.0
     dim = descriptors[0].descriptors.shape[1]
     index = FaissIndex(dim)
     index.upsert([d.id for d in descriptors], np.stack([d.global_descriptor for d in descriptors]))
