@@ -217,6 +217,33 @@ def test_text_only_rows_train_the_same_model(tmp_path):
     assert len(kept) == 90 and kept.source["skipped_bad_labels"] == 1
 
 
+def test_tfidf_text_branch_trains_from_a_config_and_keeps_its_idf(tmp_path):
+    from vidlens.classify.runs import train_from_config
+
+    ds, rows, _ = _rows_dataset(tmp_path)
+    path = tmp_path / "tfidf.toml"
+    path.write_text(
+        'name = "tfidf"\n[data]\nsource = "rows"\npath = "rows.jsonl"\nlabels = ["l1", "l2"]\n'
+        'taxonomy = "from-data"\nfields = { title = ["title"] }\nsplit = { val = 0.2, test = 0.2, seed = 0 }\n'
+        '[[model.modalities]]\nname = "title"\n'
+        'text_branch = { name = "tfidf_bag", embed_dim = 16, deep_dim = 8, num_buckets = 4000, '
+        'word_ngrams = [], token_dropout = 0.1 }\n'
+        '[train]\nepochs = 30\npatience = 10\nbatch_size = 16\nlr = 0.01\nsparse_lr = 20.0\n')
+    config = TrainConfig.load(path)
+    clf, folder = train_from_config(config, None, tmp_path / "out", embedder=TextEmbedder(CharBagEncoder()))
+    branch = clf.model.text_branches["title"]
+    train_ids = set(clf.splits["train"])
+    train_texts = [r["title"] for r in rows if r["id"] in train_ids]
+    df = sum(("今" in t) for t in train_texts)  # in every title: the smallest idf, ln((1+n)/(1+n)) + 1 = 1
+    assert df == len(train_texts) and branch.idf[branch.hasher.ids("今")[0]].item() == pytest.approx(1.0)
+    card = json.loads((folder / "metrics.json").read_text())
+    assert card["test"]["l2_accuracy"] >= 0.8 and card["test"]["mismatch_rate"] == 0
+    again = TrainedClassifier.load(folder)
+    assert torch.equal(again.model.text_branches["title"].idf, branch.idf)
+    test = ds.select_ids(clf.splits["test"])
+    np.testing.assert_array_equal(again.predict(test).l2_probs, clf.predict(test).l2_probs)
+
+
 def test_embedder_cache(tmp_path):
     calls = []
 

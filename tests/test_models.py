@@ -13,6 +13,7 @@ from vidlens.models import (
     AGGREGATORS,
     FUSIONS,
     HEADS,
+    TEXT_BRANCHES,
     ComponentSpec,
     HMCLoss,
     ModalityConfig,
@@ -21,6 +22,7 @@ from vidlens.models import (
     MultimodalClassifierConfig,
     NgramHasher,
     TextBranch,
+    TfidfTextBranch,
     hierarchy_mismatch,
     load_component,
     modal_dropout,
@@ -206,6 +208,24 @@ def test_heads_decode_with_a_childless_l1(name):
     assert not (decoded["l1_pred"] == 1).any()
 
 
+def test_product_decoding_lets_both_channels_vote_and_stays_consistent():
+    torch.manual_seed(0)
+    parents = torch.tensor(PARENTS)
+    outputs = {"l1_logits": torch.randn(64, 3) * 2, "l2_logits": torch.randn(64, 6) * 2}
+    for vote in (0.0, 0.5, 1.0):
+        head = HEADS.create("hmc", in_dim=6, l2_to_l1=PARENTS, decoding="product", l1_vote=vote)
+        decoded = head.decode(outputs)
+        assert torch.equal(parents[decoded["l2_pred"]], decoded["l1_pred"])
+        assert torch.allclose(decoded["l2_probs"].sum(dim=1), torch.ones(64), atol=1e-5)
+        score = vote * outputs["l1_logits"].log_softmax(dim=1)[:, parents] + outputs["l2_logits"].log_softmax(dim=1)
+        assert torch.equal(decoded["l2_pred"], score.argmax(dim=1))
+    # With l1_vote 0 the L2 channel decides alone.
+    l2_only = HEADS.create("hmc", in_dim=6, l2_to_l1=PARENTS, decoding="product", l1_vote=0.0)
+    assert torch.equal(l2_only.decode(outputs)["l2_pred"], outputs["l2_logits"].argmax(dim=1))
+    with pytest.raises(ConfigError, match="decoding"):
+        HEADS.create("hmc", in_dim=6, l2_to_l1=PARENTS, decoding="greedy")
+
+
 def test_joint_decoding_can_overrule_the_l2_argmax():
     # L2 head's top class (index 2) lies under L1 1, but the L1 head is sure of L1 0.
     l1 = torch.tensor([[5.0, -5.0, -5.0]])
@@ -303,6 +323,101 @@ def test_text_branch_hashes_stably_and_handles_empty_text():
     assert ids.shape[0] == 2 and ids[1].eq(0).all()
     out = branch(ids, torch.randn(2, 8))
     assert out.shape == (2, 5) and torch.isfinite(out).all()
+
+
+# Tiny parameters for every registered text branch (the same guard as TINY_PARAMS above).
+TINY_TEXT_BRANCHES = {
+    "ngram_mean": {"out_dim": 5, "embed_dim": 4, "num_buckets": 300, "word_ngrams": ()},
+    "tfidf_bag": {"embed_dim": 4, "deep_dim": 5, "num_buckets": 300, "word_ngrams": (), "token_dropout": 0.2,
+                  "dropout": 0.1},
+}
+TITLES = ["教你做红烧肉", "红烧肉的做法", "口红试色合集", "手游新英雄", ""]
+
+
+def test_every_text_branch_has_tiny_params():
+    assert sorted(TINY_TEXT_BRANCHES) == TEXT_BRANCHES.list(), "add tiny params for new text branches"
+
+
+@pytest.mark.parametrize("name", sorted(TINY_TEXT_BRANCHES))
+def test_text_branch_forward_backward_save_load(name, tmp_path):
+    torch.manual_seed(0)
+    branch = TEXT_BRANCHES.create(name, sentence_dim=3, **TINY_TEXT_BRANCHES[name])
+    ids = branch.tokenize(TITLES)
+    branch.fit_statistics([row[row > 0].tolist() for row in ids[:3]])  # statistics from "training" texts
+    sentence = torch.randn(len(TITLES), 3)
+    branch.train()
+    out = branch(ids, sentence)
+    assert out.shape == (len(TITLES), branch.out_dim) and torch.isfinite(out).all()
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    assert branch.embedding.weight.grad is not None and torch.isfinite(branch.embedding.weight.grad).all()
+    assert torch.isfinite(branch(None, sentence)).all()
+
+    branch.eval()
+    before = branch(ids, sentence)
+    branch.save(tmp_path / name)
+    restored = load_component(tmp_path / name).eval()
+    assert type(restored) is type(branch)
+    assert torch.equal(before, restored(ids, sentence))
+    for key, value in branch.state_dict().items():  # buffers too (the IDF table)
+        assert torch.equal(value, restored.state_dict()[key])
+
+
+def test_tfidf_bag_is_the_normalised_tfidf_vector_of_the_training_statistics():
+    branch = TfidfTextBranch(sentence_dim=2, embed_dim=4, deep_dim=3, num_buckets=4096, word_ngrams=(),
+                             char_ngrams=(1,))
+    train = ["红烧肉", "红烧鱼", "红豆"]
+    branch.fit_statistics([branch.hasher.ids(t) for t in train])
+    hid = {c: branch.hasher.ids(c)[0] for c in "红烧肉鱼豆汤"}
+    assert len(set(hid.values())) == 6  # no collisions in this tiny vocabulary
+    idf = branch.idf
+    # sklearn's smoothed idf: ln((1 + n) / (1 + df)) + 1, with n = 3 texts.
+    assert idf[hid["红"]].item() == pytest.approx(math.log(4 / 4) + 1)
+    assert idf[hid["烧"]].item() == pytest.approx(math.log(4 / 3) + 1)
+    assert idf[hid["肉"]].item() == pytest.approx(math.log(4 / 2) + 1)
+    assert idf[hid["汤"]].item() == 0.0 and idf[0].item() == 0.0  # unseen n-grams and padding are ignored
+    # With an identity embedding the bag is the L2-normalised TF-IDF vector (repeats count once).
+    eye = TfidfTextBranch(sentence_dim=2, embed_dim=4096, deep_dim=3, num_buckets=4096, word_ngrams=(),
+                          char_ngrams=(1,), wide=True).eval()
+    eye.idf.copy_(branch.idf)
+    with torch.no_grad():
+        eye.embedding.weight.copy_(torch.eye(4096))
+    bag = eye(eye.tokenize(["红烧肉肉汤"]), torch.zeros(1, 2))[0, 3:]
+    expected = torch.zeros(4096)
+    for c in "红烧肉":
+        expected[hid[c]] = idf[hid[c]]
+    assert torch.allclose(bag, expected / expected.norm(), atol=1e-6)
+    strict = TfidfTextBranch(sentence_dim=2, num_buckets=4096, word_ngrams=(), char_ngrams=(1,), min_df=2)
+    strict.fit_statistics([strict.hasher.ids(t) for t in train])
+    assert strict.idf[hid["肉"]].item() == 0.0 and strict.idf[hid["烧"]].item() > 0
+    with pytest.raises(ConfigError, match="no training texts"):
+        strict.fit_statistics([])
+
+
+def test_classifier_with_a_tfidf_text_branch_round_trips_its_idf_table(tmp_path):
+    torch.manual_seed(0)
+    config = MultimodalClassifierConfig.from_dict({
+        "modalities": [{"name": "title", "dim": 3, "kind": "text",
+                        "text_branch": {"name": "tfidf_bag", **TINY_TEXT_BRANCHES["tfidf_bag"]}}],
+        "head": {"name": "hmc"},
+        "l2_to_l1": [0, 0, 1],
+    })
+    model = MultimodalClassifier(config)
+    branch = model.text_branches["title"]
+    assert isinstance(branch, TfidfTextBranch)
+    ids = branch.tokenize(TITLES)
+    branch.fit_statistics(ids.tolist())
+    batch = {"title": torch.randn(len(TITLES), 3), "title.tokens": ids}
+    before = model.predict(batch)
+    model.save(tmp_path / "clf")
+    restored = MultimodalClassifier.load(tmp_path / "clf")
+    assert torch.equal(restored.text_branches["title"].idf, branch.idf)
+    assert torch.equal(before["l2_probs"], restored.predict(batch)["l2_probs"])
+    with pytest.raises(ConfigError, match="text branch 'tfidf_bag' has no parameter 'out_dim'"):
+        MultimodalClassifier(config.model_copy(update={"modalities": [config.modalities[0].model_copy(
+            update={"text_branch": {"name": "tfidf_bag", "out_dim": 4}})]}))
+    with pytest.raises(ConfigError, match="unknown text branch 'lstm'"):
+        MultimodalClassifier(config.model_copy(update={"modalities": [config.modalities[0].model_copy(
+            update={"text_branch": {"name": "lstm"}})]}))
 
 
 # ---- the assembled classifier ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ Example (TOML)::
 
     [[model.modalities]]
     name = "title"                # a text field: sentence vector + trainable n-grams
+    text_branch = { name = "tfidf_bag", token_dropout = 0.5 }   # registry TEXT_BRANCHES
 
     [model]
     fusion = { name = "modal_attention", params = { hidden_dim = 128 } }
@@ -121,6 +122,12 @@ class TrainingLoop(BaseModel):
     batch_size: int = Field(128, ge=1)
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    sparse_lr: float | None = Field(
+        None, gt=0, description="train the text branches' n-gram embedding tables by plain SGD at this "
+        "learning rate (same schedule as lr) instead of AdamW: SGD moves an n-gram's row in proportion to "
+        "its gradient, whereas Adam moves every row that gets any gradient by about lr, which memorises "
+        "rare n-grams")
+    sparse_weight_decay: float = Field(0.0, ge=0, description="with sparse_lr: L2 penalty on those tables")
     patience: int = Field(5, ge=1, description="epochs without validation gain before stopping")
     metric: Literal["l2_accuracy", "l1_accuracy", "l2_macro_f1", "loss"] = "l2_accuracy"
     seed: int = 0

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from vidlens.classify.batches import iter_batches
-from vidlens.classify.config import TrainConfig
+from vidlens.classify.config import TrainConfig, TrainingLoop
 from vidlens.classify.dataset import ClassificationDataset, DatasetError
 from vidlens.classify.metrics import classification_metrics
 from vidlens.classify.trained import TrainedClassifier
@@ -92,6 +92,21 @@ def build_model(config: TrainConfig, dataset: ClassificationDataset) -> Multimod
     return MultimodalClassifier(model_config, encoder_versions=versions, taxonomy=tax)
 
 
+def make_optimizers(model: MultimodalClassifier, loop: TrainingLoop) -> list[tuple[torch.optim.Optimizer, float]]:
+    """``(optimizer, base learning rate)`` pairs: AdamW over the network and, with ``loop.sparse_lr``,
+    plain SGD over the text branches' n-gram embedding tables."""
+    tables = [b.embedding.weight for b in model.text_branches.values()] if loop.sparse_lr else []
+    held = {id(p) for p in tables}
+    dense = [p for p in model.parameters() if id(p) not in held]
+    out: list[tuple[torch.optim.Optimizer, float]] = [
+        (torch.optim.AdamW(dense, lr=loop.lr, weight_decay=loop.weight_decay), loop.lr)
+    ]
+    if tables:
+        sgd = torch.optim.SGD(tables, lr=loop.sparse_lr, weight_decay=loop.sparse_weight_decay)
+        out.append((sgd, loop.sparse_lr))
+    return out
+
+
 def _val_score(metrics: dict[str, float], loss: float, metric: str) -> float:
     return -loss if metric == "loss" else metrics.get(metric, 0.0)
 
@@ -129,6 +144,14 @@ def fit(
     if (dataset.l2[train_idx] < 0).any():
         raise DatasetError("training split holds unlabelled rows")
     model = build_model(config, dataset)
+    for name, branch in model.text_branches.items():
+        # Statistics such as IDF weights come from the training texts only (saved with the weights).
+        # A modality with no training text at all keeps the branch's defaults.
+        token_lists = dataset.token_ids(name, branch.hasher)
+        present = dataset.modalities[name].present
+        texts = [token_lists[i] for i in train_idx if present[i]]
+        if texts:
+            branch.fit_statistics(texts)
     sources = {
         s.name: {"feature": dataset.modalities[s.name].feature, "kind": model_spec.kind}
         for s, model_spec in zip(config.model.modalities, model.config.modalities, strict=True)
@@ -141,7 +164,7 @@ def fit(
         splits={k: [dataset.ids[i] for i in v] for k, v in splits.items()},
         max_steps=config.data.max_steps,
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=loop.lr, weight_decay=loop.weight_decay)
+    optimizers = make_optimizers(model, loop)
     steps_per_epoch = math.ceil(len(train_idx) / loop.batch_size)
     total_steps = steps_per_epoch * loop.epochs
 
@@ -164,14 +187,17 @@ def fit(
             for _, inputs, targets in iter_batches(
                 dataset, train_idx, model, loop.batch_size, config.data.max_steps, shuffle=True, rng=rng
             ):
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step)
+                for optimizer, base_lr in optimizers:
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr_at(step) * base_lr / loop.lr
                 outputs = model(inputs)
                 loss = model.loss(outputs, targets)["total"]
-                optimizer.zero_grad(set_to_none=True)
+                for optimizer, _ in optimizers:
+                    optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip)
-                optimizer.step()
+                for optimizer, _ in optimizers:
+                    optimizer.step()
                 losses.append(loss.item())
                 step += 1
                 advance(1, f"epoch {epoch} loss {np.mean(losses):.3f}")
@@ -226,5 +252,5 @@ def evaluate_split(
     return metrics, loss
 
 
-__all__ = ["TrainResult", "build_model", "evaluate_split", "fit"]
+__all__ = ["TrainResult", "build_model", "evaluate_split", "fit", "make_optimizers"]
 

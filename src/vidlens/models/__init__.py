@@ -4,7 +4,9 @@ Layout (follows the data flow):
 
 - ``aggregators/``: a modality's feature sequence -> one vector (mean, max, NetVLAD, NeXtVLAD,
   attention-LSTM with text guidance), registry ``AGGREGATORS``;
-- ``text_branch.py``: trainable n-gram text encoder fused with a frozen sentence vector;
+- ``text_branch.py``, ``tfidf_text_branch.py``: trainable n-gram text encoders fused with a frozen
+  sentence vector (mean of n-gram embeddings; TF-IDF-weighted wide & deep bag), registry
+  ``TEXT_BRANCHES``;
 - ``fusion/``: per-modality vectors -> one vector (concat, context gating, modal attention, TFN, LMF),
   registry ``FUSIONS``; ``modal_dropout.py``: hiding modalities in training;
 - ``heads/``: vector -> categories (flat softmax, multi-label sigmoid, HMC, mixture of experts),
@@ -26,8 +28,9 @@ from vidlens.models.multimodal_classifier import (
     MultimodalClassifier,
     MultimodalClassifierConfig,
 )
-from vidlens.models.registry import AGGREGATORS, FUSIONS, HEADS, LOSSES, Registry
+from vidlens.models.registry import AGGREGATORS, FUSIONS, HEADS, LOSSES, TEXT_BRANCHES, Registry
 from vidlens.models.text_branch import NgramHasher, TextBranch
+from vidlens.models.tfidf_text_branch import TfidfTextBranch
 from vidlens.models.versions import ModelVersionError, check_encoder_versions
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "FUSIONS",
     "HEADS",
     "LOSSES",
+    "TEXT_BRANCHES",
     "Aggregator",
     "Component",
     "ComponentSpec",
@@ -48,6 +52,7 @@ __all__ = [
     "NgramHasher",
     "Registry",
     "TextBranch",
+    "TfidfTextBranch",
     "check_encoder_versions",
     "hierarchy_mismatch",
     "load_component",

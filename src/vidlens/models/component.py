@@ -80,14 +80,14 @@ def load_component(folder: str | Path) -> Component:
         NotFoundError: the folder has no ``component.json``.
         ConfigError: the saved kind or name is not registered.
     """
-    from vidlens.models.registry import AGGREGATORS, FUSIONS, HEADS, LOSSES
+    from vidlens.models.registry import AGGREGATORS, FUSIONS, HEADS, LOSSES, TEXT_BRANCHES
 
     folder = Path(folder)
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise NotFoundError(f"{folder}: no {CONFIG_FILE}; not a saved component")
     spec = json.loads(config_path.read_text(encoding="utf-8"))
-    registries = {r.kind: r for r in (AGGREGATORS, FUSIONS, HEADS, LOSSES)}
+    registries = {r.kind: r for r in (AGGREGATORS, FUSIONS, HEADS, LOSSES, TEXT_BRANCHES)}
     if spec.get("kind") not in registries:
         raise ConfigError(f"{config_path}: unknown component kind {spec.get('kind')!r}")
     component = registries[spec["kind"]].create(spec["name"], **spec["params"])

@@ -8,7 +8,7 @@ Input batches are flat dicts of tensors, keyed by modality name ``m``:
 - ``m.mask``: ``(B, T)`` bool, valid steps of a sequence (default: all valid);
 - ``m.present``: ``(B,)`` bool, whether the video has this modality at all (default: a sequence with
   at least one valid step, otherwise True); a modality missing from the batch is absent everywhere;
-- ``m.tokens``: ``(B, L)`` long hashed n-gram ids of a text modality (``TextBranch.tokenize``).
+- ``m.tokens``: ``(B, L)`` long hashed n-gram ids of a text modality (its text branch's ``tokenize``).
 
 Targets: ``l2`` (B,) long, optionally ``l1`` (B,) and ``labels`` (B, C2) multi-hot.
 """
@@ -30,8 +30,7 @@ from vidlens.models.component import load_weights, save_weights
 from vidlens.models.fusion.base import Fusion
 from vidlens.models.heads.base import Head
 from vidlens.models.modal_dropout import modal_dropout
-from vidlens.models.registry import AGGREGATORS, FUSIONS, HEADS
-from vidlens.models.text_branch import TextBranch
+from vidlens.models.registry import AGGREGATORS, FUSIONS, HEADS, TEXT_BRANCHES
 from vidlens.models.versions import check_encoder_versions
 
 if TYPE_CHECKING:
@@ -42,6 +41,7 @@ WEIGHTS_FILE = "weights.safetensors"
 TAXONOMY_FILE = "taxonomy.json"
 FORMAT = "vidlens.multimodal_classifier"
 FORMAT_VERSION = 1
+DEFAULT_TEXT_BRANCH = "ngram_mean"
 
 
 
@@ -67,10 +67,12 @@ class ModalityConfig(BaseModel):
         name: key of the modality in input batches; a Python identifier ("frames", "audio", "title").
         dim: feature size D of its steps or vector (for "text": the sentence vector size).
         kind: "sequence" (B, T, D) pooled by ``aggregator``; "vector" (B, D) used as is; "text" (B, D)
-            sentence vector plus n-gram ids through a ``TextBranch``.
+            sentence vector plus n-gram ids through a text branch.
         aggregator: for "sequence", the aggregator (``in_dim`` and ``guide_dim`` are filled in).
         guide: for a guided aggregator (``attention_lstm``), the modality whose vector steers attention.
-        text_branch: for "text", ``TextBranch`` parameters (``sentence_dim`` is filled in).
+        text_branch: for "text", the text branch: ``name`` (registry ``TEXT_BRANCHES``: "ngram_mean",
+            the default, or "tfidf_bag") and its parameters in the same mapping (``sentence_dim`` is
+            filled in).
         project_dim: optional ReLU linear layer after aggregation, to this size.
     """
 
@@ -163,7 +165,7 @@ def _create(registry, spec: ComponentSpec, where: str, **fixed: Any):
 class MultimodalClassifier(nn.Module):
     """Classifies videos into a two-level taxonomy from any mix of modalities.
 
-    Per modality: aggregator (sequences) or ``TextBranch`` (text), optional projection; then fusion,
+    Per modality: aggregator (sequences) or text branch (text), optional projection; then fusion,
     then head. Training adds modal dropout and, optionally, per-modality auxiliary heads. Absent
     modalities are tracked by presence masks all the way into the fusion.
 
@@ -221,12 +223,9 @@ class MultimodalClassifier(nn.Module):
                 self.aggregators[m.name] = agg
                 width = agg.out_dim
             elif m.kind == "text":
-                if "sentence_dim" in m.text_branch:
-                    raise ConfigError(f"{where}.text_branch: sentence_dim is set from dim; remove it")
-                try:
-                    branch = TextBranch(sentence_dim=m.dim, **m.text_branch)
-                except TypeError as exc:
-                    raise ConfigError(f"{where}.text_branch: {exc}") from None
+                params = dict(m.text_branch)
+                spec = ComponentSpec(name=params.pop("name", DEFAULT_TEXT_BRANCH), params=params)
+                branch = _create(TEXT_BRANCHES, spec, f"{where}.text_branch", sentence_dim=m.dim)
                 self.text_branches[m.name] = branch
                 width = branch.out_dim
             else:

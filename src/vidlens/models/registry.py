@@ -100,5 +100,6 @@ AGGREGATORS: Registry = Registry("aggregator")
 FUSIONS: Registry = Registry("fusion")
 HEADS: Registry = Registry("head")
 LOSSES: Registry = Registry("loss")
+TEXT_BRANCHES: Registry = Registry("text branch")
 
-__all__ = ["AGGREGATORS", "FUSIONS", "HEADS", "LOSSES", "Registry"]
+__all__ = ["AGGREGATORS", "FUSIONS", "HEADS", "LOSSES", "TEXT_BRANCHES", "Registry"]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
 from vidlens.errors import ConfigError, MissingDependencyError
 from vidlens.models.component import Component
+from vidlens.models.registry import TEXT_BRANCHES
 
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w", re.UNICODE)
@@ -84,6 +85,7 @@ def _cut(text: str) -> list[str]:
     return jieba.lcut(text)
 
 
+@TEXT_BRANCHES.register("ngram_mean")
 class TextBranch(Component):
     """Mean of trainable n-gram embeddings, concatenated with a frozen sentence vector, then a layer.
 
@@ -131,6 +133,10 @@ class TextBranch(Component):
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         """Hashed n-gram ids (B, L) for ``texts``, ready for ``forward``."""
         return self.hasher.batch(texts)
+
+    def fit_statistics(self, token_lists: Iterable[Sequence[int]]) -> None:
+        """Statistics from the training texts before training: none for a mean of embeddings (every
+        text branch has this hook; ``tfidf_bag`` computes its IDF weights here)."""
 
     def forward(self, token_ids: torch.Tensor | None, sentence: torch.Tensor) -> torch.Tensor:
         """(B, L) long ids (0 = padding; None for none) and (B, sentence_dim) -> (B, out_dim)."""
