@@ -262,6 +262,26 @@ def test_hmc_loss_is_the_documented_sum():
     assert torch.allclose(loss(l1_logits, l2_logits, target), expected)
 
 
+
+
+def test_hmc_label_smoothing_mixes_each_target_with_the_uniform_distribution():
+    torch.manual_seed(0)
+    eps = 0.1
+    l1_logits, l2_logits = torch.randn(5, 3), torch.randn(5, 6)
+    target = torch.tensor([0, 1, 2, 4, 5])
+    l1_target = torch.tensor(PARENTS)[target]
+
+    def smoothed_ce(logits, y):  # (1 - ε) · CE + ε · mean over classes of −log p
+        log_p = logits.log_softmax(1)
+        return ((1 - eps) * -log_p.gather(1, y.unsqueeze(1)).squeeze(1) - eps * log_p.mean(1)).mean()
+
+    terms = HMCLoss(l2_to_l1=PARENTS, label_smoothing=eps).terms(l1_logits, l2_logits, target)
+    assert torch.allclose(terms["l1"], smoothed_ce(l1_logits, l1_target))
+    assert torch.allclose(terms["l2"], smoothed_ce(l2_logits, target))
+    head = HEADS.create("hmc", in_dim=6, l2_to_l1=PARENTS, label_smoothing=eps)
+    assert head.criterion.label_smoothing == eps
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        HMCLoss(l2_to_l1=PARENTS, label_smoothing=1.0)
 # ---- heads ---------------------------------------------------------------------------------------
 
 

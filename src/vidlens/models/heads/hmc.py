@@ -46,6 +46,7 @@ class HMCHead(Head):
         mismatch_reference: "predicted" or "target" (see ``HMCLoss``).
         decoding: "conditional" or "product" (above).
         l1_vote: weight of the L1 channel in "product" decoding.
+        label_smoothing: ε of the loss's two cross-entropies (see ``HMCLoss``).
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class HMCHead(Head):
         mismatch_reference: MismatchReference = "predicted",
         decoding: Literal["conditional", "product"] = "conditional",
         l1_vote: float = 1.0,
+        label_smoothing: float = 0.0,
     ):
         super().__init__(in_dim, l2_to_l1, num_l1)
         self.hidden_dim = hidden_dim
@@ -71,11 +73,13 @@ class HMCHead(Head):
             raise ConfigError(f"hmc head: decoding must be 'conditional' or 'product', not {decoding!r}")
         self.decoding = decoding
         self.l1_vote = l1_vote
+        self.label_smoothing = label_smoothing
         self.l1_trunk, width = make_trunk(in_dim, hidden_dim, dropout)
         self.l2_trunk, _ = make_trunk(in_dim, hidden_dim, dropout)
         self.l1_classifier = nn.Linear(width, self.num_l1_)
         self.l2_classifier = nn.Linear(width, self.num_l2_)
-        self.criterion = HMCLoss(self.l2_to_l1, l2_weight, mismatch_weight, mismatch_reference)
+        self.criterion = HMCLoss(self.l2_to_l1, l2_weight, mismatch_weight, mismatch_reference,
+                                 label_smoothing)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, in_dim) -> ``{"l1_logits": (B, C1), "l2_logits": (B, C2)}``."""

@@ -74,6 +74,8 @@ class HMCLoss(Component):
         mismatch_weight: β.
         mismatch_reference: "predicted" (mass outside the L1 head's distribution) or "target"
             (mass outside the true L1).
+        label_smoothing: ε of both cross-entropies (the target puts ε spread evenly over all classes
+            of its level; 0: plain CE).
 
     Inputs of ``forward``:
         l1_logits (B, C1), l2_logits (B, C2) float; l2_target (B,) long; optional l1_target (B,) long,
@@ -94,16 +96,20 @@ class HMCLoss(Component):
         l2_weight: float = 2.0,
         mismatch_weight: float = 0.1,
         mismatch_reference: MismatchReference = "predicted",
+        label_smoothing: float = 0.0,
     ):
         super().__init__()
         if mismatch_reference not in ("predicted", "target"):
             raise ConfigError(
                 f"hmc loss: mismatch_reference must be 'predicted' or 'target', not {mismatch_reference!r}"
             )
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"hmc loss: label_smoothing must be in [0, 1), not {label_smoothing}")
         self.l2_to_l1 = [int(v) for v in l2_to_l1]
         self.l2_weight = l2_weight
         self.mismatch_weight = mismatch_weight
         self.mismatch_reference = mismatch_reference
+        self.label_smoothing = label_smoothing
         self.register_buffer("parents", torch.tensor(self.l2_to_l1, dtype=torch.long), persistent=False)
 
     def terms(
@@ -116,8 +122,8 @@ class HMCLoss(Component):
         """The three terms and their weighted sum: keys ``l1``, ``l2``, ``mismatch``, ``total``."""
         if l1_target is None:
             l1_target = self.parents[l2_target]
-        l1_ce = F.cross_entropy(l1_logits, l1_target)
-        l2_ce = F.cross_entropy(l2_logits, l2_target)
+        l1_ce = F.cross_entropy(l1_logits, l1_target, label_smoothing=self.label_smoothing)
+        l2_ce = F.cross_entropy(l2_logits, l2_target, label_smoothing=self.label_smoothing)
         mismatch = hierarchy_mismatch(
             torch.softmax(l1_logits, dim=1),
             torch.softmax(l2_logits, dim=1),
