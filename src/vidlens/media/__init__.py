@@ -5,10 +5,12 @@
   ``max_frames``; seeks or decodes straight through per file, whichever decodes less.
 - :func:`read_audio`: the audio track as 16 kHz mono float32.
 - :func:`cover_image`: a shipped cover file, or the most informative early keyframe.
+- :func:`first_readable`: the first of a video's known paths that can be opened.
 
 Every failure on a bad file is a :class:`vidlens.errors.MediaError` naming the file and the reason.
 """
 
+from vidlens.media._container import first_readable
 from vidlens.media.audio import read_audio
 from vidlens.media.cover import cover_image
 from vidlens.media.frames import SampledFrames, iter_frames, sample_frames, target_times
@@ -18,6 +20,7 @@ __all__ = [
     "MediaInfo",
     "SampledFrames",
     "cover_image",
+    "first_readable",
     "iter_frames",
     "probe",
     "read_audio",

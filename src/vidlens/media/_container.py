@@ -9,7 +9,7 @@ files meet the library, so everything that goes wrong while reading is reported 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 
@@ -61,6 +61,15 @@ def check_file(path: PathLike) -> str:
     if not os.access(name, os.R_OK):
         raise MediaError(path, "cannot read file: permission denied")
     return name
+
+
+def first_readable(paths: Iterable[PathLike]) -> str | None:
+    """The first of ``paths`` (raw bytes or str) that is a file this process may read, or None."""
+    for raw in paths:
+        path = os.fsdecode(raw)
+        if os.path.isfile(path) and os.access(path, os.R_OK):
+            return path
+    return None
 
 
 def looks_like_media(name: str) -> bool:

@@ -17,7 +17,6 @@ the matching segment is where that path starts and ends in each video.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,6 +196,7 @@ def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorC
     """
     from vidlens.errors import MediaError
     from vidlens.features.encoding import EncoderBank
+    from vidlens.media import first_readable
 
     cfg = config or CopyDescriptorConfig()
     bank = encoders if encoders is not None else EncoderBank(lib.config)
@@ -207,7 +207,7 @@ def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorC
     for video in lib.videos():
         vid = video["id"]
         if vid not in cache:
-            path = readable_path(video)
+            path = first_readable([*video.get("paths_raw", []), *video.get("paths", [])])
             if path is None:
                 missing.append(vid)
                 continue
@@ -247,15 +247,6 @@ def library_descriptors(lib: Any, whitening: FrameWhitening | None = None, fit: 
         whitening = (whitening or FrameWhitening()).fit(np.concatenate([v for v, _ in seqs.values()])
                                                          if seqs else np.zeros((0, 1), np.float32))
     return [VideoDescriptors(vid, whitening.transform(v), t) for vid, (v, t) in seqs.items()], whitening
-
-
-def readable_path(video: dict[str, Any]) -> str | None:
-    """The first of a video record's paths that is a readable file."""
-    for raw in [*video.get("paths_raw", []), *video.get("paths", [])]:
-        path = os.fsdecode(raw)
-        if os.path.isfile(path) and os.access(path, os.R_OK):
-            return path
-    return None
 
 
 def match(a: VideoDescriptors, b: VideoDescriptors, step: float = 1.0) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from starlette.requests import ClientDisconnect
 
 from vidlens.ingest import IngestItem, Ingestor, ItemResult
-from vidlens.media import MediaInfo, probe
+from vidlens.media import MediaInfo, first_readable, probe
 from vidlens.service import schemas
 from vidlens.service.routers._common import API, is_trusted, thumbnail_url
 from vidlens.service.security import require_token
@@ -219,11 +219,8 @@ def readable_file(state: ServiceState, vid: str) -> Path | None:
     """The first of a video's known paths that is a readable file."""
     with state.lib.store.session() as s:
         raws = list(s.scalars(select(VideoPath.path_raw).where(VideoPath.video_id == vid).order_by(VideoPath.id)))
-    for raw in raws:
-        path = os.fsdecode(raw)
-        if os.path.isfile(path) and os.access(path, os.R_OK):
-            return Path(path)
-    return None
+    path = first_readable(raws)
+    return Path(path) if path is not None else None
 
 
 @router.get("/{video_id}/media", response_class=FileResponse,
