@@ -26,11 +26,17 @@ agree closely (≥ 0.35; the fight and no-fight folders are cut from the same fo
 removes from the reference set every clip that shares a group with a held-out clip (and the copies of
 removed clips from the queries).
 
-Compared, on the same queries: before — the stored 1-fps EfficientNet-Lite0 frame vectors (classification
-features: the centre square of the frame), PCA-whitened to 256-d on the references; after — the
-library's copy descriptors (:mod:`vidlens.retrieval.copy_descriptors`: black borders cut, whole picture
-and centre views at reduced detail, one vector per second), whitened the same way. Scores: the temporal
-alignment the library uses, and the single best frame pair.
+Compared, on the same queries: the stored 1-fps EfficientNet-Lite0 frame vectors (classification
+features: the centre square of the frame), PCA-whitened to 256-d on the references; the copy
+descriptors of 2026-12-06 (black borders cut, whole picture and centre views at reduced detail, pooled
+embedding, one vector per second, PCA-whitened); and the library's copy descriptors now
+(:mod:`vidlens.retrieval.copy_descriptors`: the same views, features over 2 × 2 cells, and a whitening
+that also leaves out the directions random copy-style edits of the references' own frames move). Every
+whitening is fitted on the references (their frames, and their edited-frame pairs); one more row fits
+it on the whole benchmark library, copies included, as ``vidlens dedup`` does. Scores: the temporal
+alignment the library uses, and the single best frame pair. ``--thresholds`` prints the precision and
+recall of the pooled dev predictions at several alignment scores (how the library's default threshold
+was chosen).
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ import numpy as np
 
 import vidlens
 from vidlens.retrieval.copy_descriptors import CopyDescriptorConfig, as_dict
-from vidlens.retrieval.dedup import FrameWhitening, align, library_copy_vectors
+from vidlens.retrieval.dedup import DEFAULT_THRESHOLD, FrameWhitening, align, library_copy_vectors
 from vidlens.retrieval.embedder import l2n
 from vidlens.retrieval.metrics import micro_average_precision
 
@@ -74,11 +80,13 @@ TRANSFORMS: dict[str, list[str]] = {
     "letterbox+logo": ["-an", "-vf", "pad=iw:trunc(ih*0.7)*2:0:(oh-ih)/2:black,"
                        "drawbox=x=iw*0.7:y=ih*0.05:w=iw*0.25:h=ih*0.1:color=white@0.9:t=fill", *X264, "-crf", "28"],
 }
+PREVIOUS = {"grid": 1, "augment_frames": 0}  # the copy descriptors of 2026-12-06
 # Ablations of the copy descriptors (each one more pass of the frame encoder over every clip).
 ABLATIONS: dict[str, dict[str, float]] = {
+    "pooled embedding (grid 1)": {"grid": 1},
+    "plain whitening (no edited pairs)": {"augment_frames": 0},
     "no border cut": {"max_border": 0.0},
     "no centre view": {"centre": 0.0},
-    "4 frames a second, pooled": {"fps": 4.0},
     "full detail": {"detail": 0},
 }
 
@@ -132,8 +140,23 @@ def scene_groups(clips: list[Path], means: dict[Path, np.ndarray], neighbour_sim
     return {c: roots[root(c)] for c in clips}
 
 
+def precision_recall(per_query: list[tuple[np.ndarray, int, str, bool]], thresholds: list[float]
+                     ) -> list[dict[str, float]]:
+    """Precision and recall of the dev queries' pooled top-10 predictions at each alignment score."""
+    rows = [r for r in per_query if r[3]]
+    out = []
+    for t in thresholds:
+        kept = [(s[i] >= t, i == target) for s, target, _, _ in rows for i in np.argsort(-s)[:10]]
+        found = sum(1 for keep, hit in kept if keep and hit)
+        predicted = sum(1 for keep, _ in kept if keep)
+        n_pos = sum(1 for r in rows if r[1] >= 0)
+        out.append({"threshold": t, "precision": found / predicted if predicted else 1.0,
+                    "recall": found / n_pos if n_pos else 0.0, "false_pairs": predicted - found})
+    return out
+
+
 def evaluate(ref_seqs: dict[Path, np.ndarray], queries: list[tuple[np.ndarray, Path | None, str, bool]],
-             score: str) -> dict[str, object]:
+             score: str, thresholds: list[float] | None = None) -> dict[str, object]:
     """micro-AP, recall@1 and recall@1 per transform over ``queries`` = (descriptors, original or None,
     transform, dev?)."""
     ref_list = list(ref_seqs)
@@ -146,6 +169,8 @@ def evaluate(ref_seqs: dict[Path, np.ndarray], queries: list[tuple[np.ndarray, P
         else:
             s = np.array([float((q @ ref_seqs[p].T).max()) for p in ref_list])
         per_query.append((s, pos.get(src, -1) if src is not None else -1, kind, dev))
+    if thresholds:
+        out["dev_thresholds"] = precision_recall(per_query, thresholds)
     for subset in ("dev", "test", "all"):
         rows = [r for r in per_query if subset == "all" or r[3] == (subset == "dev")]
         scores, positives, hits, kinds = [], [], [], {}
@@ -174,6 +199,8 @@ def main() -> None:
     ap.add_argument("--group-any-sim", type=float, default=0.35,
                     help="cosine from which any two clips are one scene")
     ap.add_argument("--ablations", action="store_true", help="also the copy descriptors without each part")
+    ap.add_argument("--thresholds", action="store_true",
+                    help="precision / recall of the dev predictions at several alignment scores (library default)")
     ap.add_argument("--work", default=str(OUT / "dedup"), help="work folder (copies and library are cached)")
     args = ap.parse_args()
     manifest = DATA / "manifest.jsonl"
@@ -216,25 +243,28 @@ def main() -> None:
         s = lib.features(id_of[path]).sequence("frames")
         return None if s is None or not len(s) else np.asarray(s, np.float32)
 
+    everything = [*refs, *held, *(j[1] for j in jobs)]
     descriptor_sets: dict[str, dict[Path, np.ndarray]] = {
-        "before: stored 1-fps frame vectors": {p: s for p in [*refs, *held, *(j[1] for j in jobs)]
-                                               if (s := stored(p)) is not None}}
-    configs = {"after: copy descriptors (library default)": CopyDescriptorConfig()}
+        "stored 1-fps frame vectors": {p: s for p in everything if (s := stored(p)) is not None}}
+    pair_sets: dict[str, dict[Path, np.ndarray]] = {}
+    default = "copy descriptors now (library default)"
+    configs = {"copy descriptors of 2026-12-06": replace(CopyDescriptorConfig(), **PREVIOUS),
+               default: CopyDescriptorConfig()}
     if args.ablations:
-        configs |= {f"after, {name}": replace(CopyDescriptorConfig(), **kw) for name, kw in ABLATIONS.items()}
+        configs |= {f"now, {name}": replace(CopyDescriptorConfig(), **kw) for name, kw in ABLATIONS.items()}
     timings = {}
     for name, cfg in configs.items():
         t = time.perf_counter()
         vecs = library_copy_vectors(lib, config=cfg)
         timings[name] = time.perf_counter() - t
-        descriptor_sets[name] = {p: vecs[id_of[p]][0] for p in [*refs, *held, *(j[1] for j in jobs)]
-                                 if id_of[p] in vecs}
+        descriptor_sets[name] = {p: vecs[id_of[p]].vectors for p in everything if id_of[p] in vecs}
+        pair_sets[name] = {p: vecs[id_of[p]].pairs for p in everything if id_of[p] in vecs}
         print(f"{name}: {timings[name]:.0f} s (0 when cached)", file=sys.stderr)
     video_seconds = sum(probe(p).duration or 0.0 for p in [*refs, *held, *(j[1] for j in jobs)])
     print(f"{video_seconds:.0f} s of video in all", file=sys.stderr)
 
     # scene groups, from file numbering verified by the stored vectors (whitened on the references)
-    base = descriptor_sets["before: stored 1-fps frame vectors"]
+    base = descriptor_sets["stored 1-fps frame vectors"]
     w0 = FrameWhitening(dim=args.dim).fit(np.concatenate([base[p] for p in refs if p in base]))
     means = {p: l2n(w0.transform(base[p]).mean(0, keepdims=True))[0] for p in clips if p in base}
     group = scene_groups(clips, means, args.group_neighbour_sim, args.group_any_sim)
@@ -247,33 +277,54 @@ def main() -> None:
     results: dict[str, object] = {"references": len(refs), "held_out": len(held), "copies": len(jobs),
                                   "copy_descriptor_config": as_dict(CopyDescriptorConfig()),
                                   "descriptor_seconds": timings, "video_seconds": video_seconds, "rows": []}
-    for name, seqs in descriptor_sets.items():
-        for protocol, ref_set in (("original", refs), ("scene-grouped", grouped_refs)):
-            ref_ok = [p for p in ref_set if p in seqs]
-            whitening = FrameWhitening(dim=args.dim).fit(np.concatenate([seqs[p] for p in ref_ok]))
-            ref_desc = {p: whitening.transform(seqs[p]) for p in ref_ok}
-            queries = [(whitening.transform(seqs[dst]), src if src in pos_src and src in ref_desc else None,
-                        kind, is_dev(src))
-                       for src, dst, kind in jobs if dst in seqs and (src in held or src in ref_desc)]
-            for score in ("alignment", "best frame pair"):
-                if score != "alignment" and protocol != "original":
-                    continue
-                row = {"descriptors": name, "protocol": protocol, "score": score,
-                       "dim": int(next(iter(ref_desc.values())).shape[1]), "references": len(ref_desc),
-                       **evaluate(ref_desc, queries, score)}
-                results["rows"].append(row)
-                print(f"{name} | {protocol} | {score} | " + " | ".join(
-                    f"{s}: AP {row[s]['micro_ap']:.3f} R@1 {row[s]['recall@1']:.3f}" for s in ("dev", "test", "all")),
-                    file=sys.stderr)
+
+    def fitted(name: str, fit_on: list[Path]) -> FrameWhitening:
+        seqs, pairs = descriptor_sets[name], pair_sets.get(name, {})
+        edited = [pairs[p] for p in fit_on if len(pairs.get(p, ()))]
+        return FrameWhitening(dim=args.dim).fit(np.concatenate([seqs[p] for p in fit_on if p in seqs]),
+                                                np.concatenate(edited) if edited else None)
+
+    fits = [(name, protocol, ref_set, "references")
+            for name in descriptor_sets for protocol, ref_set in (("original", refs), ("scene-grouped", grouped_refs))]
+    fits.insert(5, (default, "original", refs, "whole library"))  # what `vidlens dedup` does
+    for name, protocol, ref_set, fit_on in fits:
+        seqs = descriptor_sets[name]
+        ref_ok = [p for p in ref_set if p in seqs]
+        whitening = fitted(name, ref_ok if fit_on == "references" else [p for p in everything if p in seqs])
+        ref_desc = {p: whitening.transform(seqs[p]) for p in ref_ok}
+        queries = [(whitening.transform(seqs[dst]), src if src in pos_src and src in ref_desc else None,
+                    kind, is_dev(src))
+                   for src, dst, kind in jobs if dst in seqs and (src in held or src in ref_desc)]
+        for score in ("alignment", "best frame pair"):
+            if score != "alignment" and (protocol != "original" or fit_on != "references"):
+                continue
+            thresholds = ([round(0.3 + 0.05 * i, 2) for i in range(11)]
+                          if args.thresholds and name == default and protocol == "original" and score == "alignment"
+                          else None)
+            row = {"descriptors": name, "protocol": protocol, "score": score, "whitening_fit_on": fit_on,
+                   "dim": int(next(iter(ref_desc.values())).shape[1]), "references": len(ref_desc),
+                   **evaluate(ref_desc, queries, score, thresholds)}
+            results["rows"].append(row)
+            print(f"{name} | {protocol} | {score} | fit on {fit_on} | " + " | ".join(
+                f"{s}: AP {row[s]['micro_ap']:.3f} R@1 {row[s]['recall@1']:.3f}" for s in ("dev", "test", "all")),
+                file=sys.stderr)
+            for t in row.get("dev_thresholds", []):
+                print(f"  dev, alignment score >= {t['threshold']:.2f}: precision {t['precision']:.3f} "
+                      f"recall {t['recall']:.3f} false pairs {t['false_pairs']}"
+                      + ("  <- library default" if abs(t["threshold"] - DEFAULT_THRESHOLD) < 1e-9 else ""),
+                      file=sys.stderr)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench_dedup.json").write_text(json.dumps(results, indent=2))
-    print("\n| descriptors | protocol | score | dev AP | dev R@1 | test AP | test R@1 | all AP | all R@1 |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| descriptors | protocol | score | whitening fitted on | dev AP | dev R@1 | test AP | test R@1 | all AP "
+          "| all R@1 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results["rows"]:
-        print(f"| {r['descriptors']} | {r['protocol']} ({r['references']} refs) | {r['score']} | " + " | ".join(
+        print(f"| {r['descriptors']} | {r['protocol']} ({r['references']} refs) | {r['score']} | "
+              f"{r['whitening_fit_on']} | " + " | ".join(
             f"{r[s]['micro_ap']:.3f} | {r[s]['recall@1']:.3f}" for s in ("dev", "test", "all")) + " |")
     print("\nrecall@1 by transform (alignment, original protocol, test / all):\n")
-    rows = [r for r in results["rows"] if r["protocol"] == "original" and r["score"] == "alignment"]
+    rows = [r for r in results["rows"] if r["protocol"] == "original" and r["score"] == "alignment"
+            and r["whitening_fit_on"] == "references"]
     print("| transform | " + " | ".join(r["descriptors"] for r in rows) + " |")
     print("|---|" + "---|" * len(rows))
     for kind in kinds:

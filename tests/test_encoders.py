@@ -193,6 +193,15 @@ def test_frames_shapes_dtypes_and_determinism(frames_encoder):
     assert empty.embeddings.shape == (0, 1280) and empty.logits.shape == (0, 1000)
     with pytest.raises(ValueError, match="uint8"):
         frames_encoder.encode_batch([np.zeros((10, 10, 3), np.float32)])
+    grid = frames_encoder.encode_grid(frames)
+    assert grid.shape == (3, 4 * 1280) and grid.dtype == np.float32 and np.all(np.isfinite(grid))
+    assert frames_encoder.encode_grid([]).shape == (0, 4 * 1280)
+    # the cells see where things are: a bright patch top left lights up the top-left cell most
+    patch = np.zeros((224, 224, 3), np.uint8)
+    patch[:80, :80] = 255
+    cells = frames_encoder.encode_grid([patch])[0].reshape(4, 1280)
+    mirrored = frames_encoder.encode_grid([patch[:, ::-1]])[0].reshape(4, 1280)
+    assert np.linalg.norm(cells[0] - mirrored[1]) < np.linalg.norm(cells[0] - mirrored[0])
 
 
 @pytest.mark.slow

@@ -27,7 +27,14 @@ from vidlens.retrieval import (
     similar,
     write_dedup_report,
 )
-from vidlens.retrieval.copy_descriptors import CopyDescriptorConfig, content_box, frames_copy_vectors
+from vidlens.retrieval.copy_descriptors import (
+    AUGMENTATIONS,
+    CopyDescriptorConfig,
+    CopyVectorCache,
+    augment_clip,
+    content_box,
+    frames_copy_vectors,
+)
 from vidlens.retrieval.lexical import CharBM25, HashedNgramEncoder
 from vidlens.retrieval.metrics import micro_average_precision, recall_at, target_ranks
 
@@ -82,8 +89,8 @@ CLIPS = [
     ("music.mp4", {"pattern": "rgbtestsrc", "size": (160, 120)}, "钢琴 音乐 piano music", ["音乐", "纯音乐"],
      {"pubdate": "2024-07-01"}),
     ("red.mp4", {"color": "red", "size": (160, 120), "audio": False}, "red screen test", ["测试"], {}),
-    # a re-encoded, resized copy of cook.mp4 (same source pattern, other size and codec settings)
-    ("cook_copy.mp4", {"pattern": "testsrc2", "size": (96, 72), "gop": 5}, "搬运 视频", ["美食"], {}),
+    # a copy of cook.mp4, shrunk and re-encoded (made from it by the fixture)
+    ("cook_copy.mp4", {"copy_of": "cook.mp4", "vf": "scale=96:72"}, "搬运 视频", ["美食"], {}),
 ]
 
 
@@ -94,8 +101,10 @@ def built(tmp_path_factory, clip_factory):
     clips.mkdir()
     rows = []
     for name, kwargs, title, labels, extra in CLIPS:
-        src = clip_factory(duration=4.0, **kwargs)
-        shutil.copy(src, clips / name)
+        if "copy_of" in kwargs:
+            ffmpeg_copy(clips / kwargs["copy_of"], clips / name, kwargs["vf"])
+        else:
+            shutil.copy(clip_factory(duration=4.0, **kwargs), clips / name)
         rows.append({"path": f"clips/{name}", "title": title, "labels": labels, **extra})
     manifest = root / "m.jsonl"
     manifest.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
@@ -174,9 +183,90 @@ def test_copy_vectors_pool_one_vector_per_second():
         seen.append(views.shape)
         return views.reshape(len(views), -1)[:, :6].astype(np.float32)
 
-    vecs, secs = frames_copy_vectors(frames, times, encode, CopyDescriptorConfig())
-    assert seen == [(16, 256, 256, 3)]  # two views a frame
-    assert vecs.shape == (2, 6) and secs.tolist() == [0.0, 1.0]
+    out = frames_copy_vectors(frames, times, encode, CopyDescriptorConfig(augment_frames=3))
+    assert seen == [(16, 256, 256, 3), (6, 256, 256, 3)]  # two views a frame, then 3 edited frames
+    assert out.vectors.shape == (2, 6) and out.times.tolist() == [0.0, 1.0]
+    assert out.pairs.shape == (3, 2, 6)
+    seen.clear()
+    assert len(frames_copy_vectors(frames, times, encode, CopyDescriptorConfig(augment_frames=0)).pairs) == 0
+    assert seen == [(16, 256, 256, 3)]
+    with pytest.raises(ValueError, match="grid"):
+        CopyDescriptorConfig(grid=3)
+
+
+def test_frame_encoder_uses_projected_grid_features_when_the_bank_has_them():
+    from vidlens.retrieval.copy_descriptors import frame_encoder
+
+    class GridBank(LayoutBank):
+        def has_frame_grid(self):
+            return True
+
+        def frame_grid(self, frames):
+            return np.tile(self.frames(frames)[0], (1, 80))  # 51 · 80 = 4080 columns
+
+    views = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    encode, key = frame_encoder(GridBank(), CopyDescriptorConfig(grid_dim=256))
+    assert key.endswith("+grid2") and encode(views).shape == (3, 256)
+    encode, key = frame_encoder(GridBank(), CopyDescriptorConfig(grid_dim=0))
+    assert encode(views).shape == (3, 4080)
+    encode, key = frame_encoder(GridBank(), CopyDescriptorConfig(grid=1))
+    assert not key.endswith("+grid2") and encode(views).shape == (3, 51)
+    encode, key = frame_encoder(LayoutBank(), CopyDescriptorConfig())  # no grid features: pooled ones
+    assert not key.endswith("+grid2") and encode(views).shape == (3, 51)
+
+
+def test_augment_clip_edits_every_frame_alike_and_is_seeded():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(3, 72, 96, 3), dtype=np.uint8)
+    kinds = set()
+    for seed in range(40):
+        kind, edited = augment_clip(frames, np.random.default_rng(seed))
+        kinds.add(kind)
+        assert len(edited) == 3 and len({e.shape for e in edited}) == 1 and edited[0].dtype == np.uint8
+        assert not np.array_equal(edited[0], frames[0])  # at least re-encoded
+        again_kind, again = augment_clip(frames, np.random.default_rng(seed))
+        assert again_kind == kind and all(np.array_equal(a, b) for a, b in zip(again, edited, strict=True))
+    assert kinds == set(AUGMENTATIONS)
+
+
+def test_whitening_drops_the_directions_edits_move():
+    rng = np.random.default_rng(3)
+    n, d = 400, 32
+    frames = rng.normal(size=(n, d)).astype(np.float32)
+    frames[:, :4] *= 3.0  # four strong directions that edits disturb a lot (like fine texture under JPEG)
+    edit = np.zeros_like(frames)
+    edit[:, :4] = rng.normal(scale=3.0, size=(n, 4))
+    edited = frames + edit + 0.05 * rng.normal(size=frames.shape).astype(np.float32)
+    pairs = np.stack([frames, edited], axis=1)
+    plain = FrameWhitening(dim=16, min_frames=10).fit(frames)
+    invariant = FrameWhitening(dim=16, min_frames=10).fit(frames, pairs)
+    assert plain.rotation_ is None and invariant.rotation_.shape == (d, 16)
+
+    def copy_vs_other(w):
+        a, b, c = w.transform(frames[:100]), w.transform(edited[:100]), w.transform(frames[100:200])
+        return float(np.mean(np.sum(a * b, 1))), float(np.mean(np.sum(a * c, 1)))
+
+    plain_copy, _ = copy_vs_other(plain)
+    inv_copy, inv_other = copy_vs_other(invariant)
+    assert inv_copy > 0.9 > plain_copy and abs(inv_other) < 0.2
+    restored = FrameWhitening.from_state(invariant.state())
+    np.testing.assert_allclose(restored.transform(frames[:5]), invariant.transform(frames[:5]), atol=1e-6)
+    # too few pairs: plain whitening
+    assert FrameWhitening(dim=16, min_frames=10).fit(frames, pairs[:5]).rotation_ is None
+
+
+def test_copy_vector_cache_round_trip(tmp_path):
+    from vidlens.retrieval.copy_descriptors import CopyVectors
+
+    cache = CopyVectorCache(tmp_path, "enc@1", CopyDescriptorConfig())
+    cache.put("a", CopyVectors(np.ones((3, 4)), np.arange(3.0), np.ones((2, 2, 4))))
+    cache.put("b", CopyVectors(np.zeros((1, 4)), np.zeros(1), np.zeros((0, 2, 4))))
+    cache.save()
+    again = CopyVectorCache(tmp_path, "enc@1", CopyDescriptorConfig())
+    assert set(again.vectors) == {"a", "b"}
+    assert again.get("a").vectors.shape == (3, 4) and again.get("a").pairs.shape == (2, 2, 4)
+    assert again.get("b").pairs.shape == (0, 2, 4) and again.get("b").times.tolist() == [0.0]
+    assert "a" not in CopyVectorCache(tmp_path, "enc@1", CopyDescriptorConfig(grid=1))  # keyed by parameters
 
 
 def test_metrics():

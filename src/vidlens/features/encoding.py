@@ -69,6 +69,15 @@ class EncoderBank:
                     for name, score in top_concepts(out.logits, k=10)]
         return np.asarray(out.embeddings, np.float32), concepts
 
+    def has_frame_grid(self) -> bool:
+        """Whether the frame encoder gives features over a grid of cells (:meth:`frame_grid`)."""
+        return hasattr(self.encoder("frames"), "encode_grid")
+
+    def frame_grid(self, frames: np.ndarray) -> np.ndarray:
+        """RGB frames (N, H, W, 3) → the frame encoder's features over a 2 × 2 grid of cells (N, 4 · D),
+        for copy detection (see :meth:`has_frame_grid`)."""
+        return np.asarray(self.encoder("frames").encode_grid(frames), np.float32)
+
     def audio(self, wave: np.ndarray) -> np.ndarray:
         """16 kHz mono waveform → (T, 512) block embeddings."""
         return np.asarray(self.encoder("audio").encode_batch([wave])[0], np.float32)

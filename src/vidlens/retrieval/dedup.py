@@ -2,10 +2,14 @@
 
 Descriptors (the Meta VSC 2022 budget: ≤ 512-d, ≤ 1 per second): one copy-detection vector per second
 of video (:mod:`vidlens.retrieval.copy_descriptors`: black borders cut, whole picture and centre views
-at reduced detail, computed from the file on first use and cached in the library), PCA-whitened to at
-most 256-d on the library's vectors and L2-normalised. Whitening removes the directions every frame
-shares (CNN features are all positive, so raw cosines between unrelated frames are high) and spreads the
-rest, which is what makes a copy stand out from merely similar footage.
+at reduced detail, features over 2 × 2 cells, computed from the file on first use and cached in the
+library), projected to at most 256-d and L2-normalised by :class:`FrameWhitening`, fitted on the
+library's own vectors. PCA whitening removes the directions every frame shares (CNN features are all
+positive, so raw cosines between unrelated frames are high) and spreads the rest; then, from pairs of
+frames and the same frames after a random copy-style edit, it keeps the directions such edits move
+least (a linear discriminant with the edits as the within-class noise). The first step makes a copy
+stand out from merely similar footage; the second stops whitening from blowing up exactly the
+small directions that re-encoding and cropping disturb.
 
 Matching two videos: a video-level descriptor (the mean of its frame descriptors) finds candidates
 through a vector index; each candidate pair is then aligned on the frame-similarity matrix by a local
@@ -25,6 +29,7 @@ import numpy as np
 from vidlens.retrieval.copy_descriptors import (
     CopyDescriptorConfig,
     CopyVectorCache,
+    CopyVectors,
     frame_encoder,
     video_copy_vectors,
 )
@@ -39,42 +44,62 @@ _STEPS = ((1, 1), (1, 2), (2, 1))  # a path's moves: same speed, b twice as fast
 
 @dataclass
 class FrameWhitening:
-    """PCA whitening of frame embeddings into short, comparable descriptors.
+    """Frame embeddings → short, comparable copy descriptors: PCA whitening, then (given pairs of frames
+    and their edited copies) the directions that copy-style edits move least.
 
     Args:
         dim: descriptor size (≤ 512; capped by the input size and the number of frames fitted on).
-        shrink: regulariser added to the eigenvalues as a fraction of their mean (stops tiny directions
-            from being blown up into noise).
+        shrink: regulariser added to the PCA eigenvalues as a fraction of their mean (stops tiny
+            directions from being blown up into noise).
         min_frames: below this many frames the model only centres (no reliable covariance).
+        pca_dim: directions kept by the PCA step when pairs follow it (without pairs: ``dim``).
+        invariance: regulariser of the second step, a fraction of the mean edit variance added to
+            each direction's (larger: closer to plain whitening).
+        min_pairs: below this many pairs the second step is skipped.
     """
 
     dim: int = 256
     shrink: float = 0.1
     min_frames: int = 64
+    pca_dim: int = 512
+    invariance: float = 1.0
+    min_pairs: int = 32
     mean_: np.ndarray | None = None
     projection_: np.ndarray | None = None
+    rotation_: np.ndarray | None = None
 
-    def fit(self, frames: np.ndarray, max_frames: int = 50_000, seed: int = 0) -> FrameWhitening:
-        """Learn the whitening from ``(N, D)`` frame embeddings."""
+    def fit(self, frames: np.ndarray, pairs: np.ndarray | None = None, max_frames: int = 4096,
+            max_pairs: int = 8192, seed: int = 0) -> FrameWhitening:
+        """Learn the projection from ``(N, D)`` frame embeddings and, optionally, ``(K, 2, D)`` pairs of a
+        frame's embedding and the embedding of the same frame after a copy-style edit."""
+        rng = np.random.default_rng(seed)
         x = l2n(np.asarray(frames, np.float32))
         if len(x) > max_frames:
-            x = x[np.random.default_rng(seed).choice(len(x), max_frames, replace=False)]
+            x = x[rng.choice(len(x), max_frames, replace=False)]
         self.mean_ = x.mean(axis=0) if len(x) else None
+        self.projection_ = self.rotation_ = None
         if len(x) < self.min_frames:
-            self.projection_ = None
             return self
-        xc = x - self.mean_
-        cov = (xc.T @ xc) / max(1, len(xc) - 1)
-        vals, vecs = np.linalg.eigh(cov.astype(np.float64))
-        order = np.argsort(vals)[::-1]
-        keep = order[: min(self.dim, x.shape[1], len(x) - 1)]
-        vals, vecs = vals[keep], vecs[:, keep]
+        pairs = np.zeros((0, 2, x.shape[1]), np.float32) if pairs is None else np.asarray(pairs, np.float32)
+        use_pairs = len(pairs) >= self.min_pairs and pairs.shape[-1] == x.shape[1]
+        # PCA by the SVD of the centred sample: cheaper than the covariance when frames are few and wide
+        _, sing, vt = np.linalg.svd((x - self.mean_).astype(np.float64), full_matrices=False)
+        vals = sing ** 2 / max(1, len(x) - 1)
+        keep = min(self.pca_dim if use_pairs else self.dim, x.shape[1], len(x) - 1)
+        vals, vecs = vals[:keep], vt[:keep].T
         reg = self.shrink * float(vals.mean()) if len(vals) else 0.0
         self.projection_ = (vecs / np.sqrt(np.maximum(vals, 0) + reg + 1e-12)).astype(np.float32)
+        if use_pairs:
+            if len(pairs) > max_pairs:
+                pairs = pairs[rng.choice(len(pairs), max_pairs, replace=False)]
+            diff = self._whiten(pairs[:, 1]) - self._whiten(pairs[:, 0])
+            edit_vals, edit_vecs = np.linalg.eigh((diff.T @ diff).astype(np.float64) / len(diff))
+            k = min(self.dim, len(edit_vals))  # eigh sorts ascending: the directions edits move least
+            scale = np.sqrt(np.maximum(edit_vals[:k], 0) + self.invariance * float(edit_vals.mean()) + 1e-12)
+            self.rotation_ = (edit_vecs[:, :k] / scale).astype(np.float32)
         return self
 
-    def transform(self, frames: np.ndarray) -> np.ndarray:
-        """``(T, D)`` embeddings → ``(T, d)`` unit descriptors."""
+    def _whiten(self, frames: np.ndarray) -> np.ndarray:
         x = l2n(np.asarray(frames, np.float32))
         if self.mean_ is not None:
             x = x - self.mean_
@@ -82,13 +107,17 @@ class FrameWhitening:
             x = x @ self.projection_
         return l2n(x)
 
+    def transform(self, frames: np.ndarray) -> np.ndarray:
+        """``(T, D)`` embeddings → ``(T, d)`` unit descriptors."""
+        x = self._whiten(frames)
+        return l2n(x @ self.rotation_) if self.rotation_ is not None else x
+
     def state(self) -> dict[str, np.ndarray]:
         """Arrays for ``np.savez``."""
         out = {"dim": np.array(self.dim), "shrink": np.array(self.shrink)}
-        if self.mean_ is not None:
-            out["mean"] = self.mean_
-        if self.projection_ is not None:
-            out["projection"] = self.projection_
+        for name in ("mean", "projection", "rotation"):
+            if (value := getattr(self, f"{name}_")) is not None:
+                out[name] = value
         return out
 
     @classmethod
@@ -96,7 +125,8 @@ class FrameWhitening:
         """Rebuild from :meth:`state` (or the loaded npz)."""
         return cls(dim=int(state["dim"]), shrink=float(state["shrink"]),
                    mean_=state["mean"] if "mean" in state else None,
-                   projection_=state["projection"] if "projection" in state else None)
+                   projection_=state["projection"] if "projection" in state else None,
+                   rotation_=state["rotation"] if "rotation" in state else None)
 
 
 @dataclass
@@ -181,8 +211,9 @@ class VideoDescriptors:
 
 
 def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorConfig | None = None
-                         ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per-second copy vectors (encoder space) and their times for every video of ``lib``, by id.
+                         ) -> dict[str, CopyVectors]:
+    """Per-second copy vectors (encoder space), their times and edited-frame pairs for every video of
+    ``lib``, by id.
 
     Computed on first use from the video files (see :mod:`vidlens.retrieval.copy_descriptors`) and
     cached in ``LIBRARY/dedup/``; a video whose file is gone and that was never described is left out,
@@ -200,9 +231,9 @@ def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorC
 
     cfg = config or CopyDescriptorConfig()
     bank = encoders if encoders is not None else EncoderBank(lib.config)
-    encode, key = frame_encoder(bank)
+    encode, key = frame_encoder(bank, cfg)
     cache = CopyVectorCache(lib.folder("dedup"), key, cfg)
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    out: dict[str, CopyVectors] = {}
     missing, added = [], 0
     for video in lib.videos():
         vid = video["id"]
@@ -212,22 +243,38 @@ def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorC
                 missing.append(vid)
                 continue
             try:
-                cache.put(vid, *video_copy_vectors(path, encode, cfg))
+                cache.put(vid, video_copy_vectors(path, encode, cfg, seed=_seed(vid)))
             except MediaError as exc:
                 log.warning("near-duplicates: %s left out (%s)", vid[:12], exc)
                 continue
             added += 1
             if added % 200 == 0:
                 cache.save()  # a long first run keeps what it did if interrupted
-        vecs, times = cache.get(vid)
-        if len(vecs):
-            out[vid] = (vecs, times)
+        entry = cache.get(vid)
+        if len(entry.vectors):
+            out[vid] = entry
     if added:
         cache.save()
     if missing:
         log.warning("near-duplicates: %d video(s) left out, their files are not readable (%s)",
                     len(missing), ", ".join(m[:12] for m in missing[:5]))
     return out
+
+
+def _seed(video_id: str) -> int:
+    """A video's own random edit (the same on every run)."""
+    digits = "".join(c for c in video_id if c in "0123456789abcdef")[:12]
+    return int(digits, 16) if digits else sum(map(ord, video_id))
+
+
+def fit_whitening(vectors: list[CopyVectors], whitening: FrameWhitening | None = None) -> FrameWhitening:
+    """Fit ``whitening`` (default: :class:`FrameWhitening`) on copy vectors and their edited pairs."""
+    whitening = whitening or FrameWhitening()
+    if not vectors:
+        return whitening.fit(np.zeros((0, 1), np.float32))
+    pairs = [v.pairs for v in vectors if len(v.pairs)]
+    return whitening.fit(np.concatenate([v.vectors for v in vectors]),
+                         np.concatenate(pairs) if pairs else None)
 
 
 def library_descriptors(lib: Any, whitening: FrameWhitening | None = None, fit: bool = True,
@@ -244,9 +291,9 @@ def library_descriptors(lib: Any, whitening: FrameWhitening | None = None, fit: 
     """
     seqs = library_copy_vectors(lib, encoders, config)
     if whitening is None or (fit and whitening.mean_ is None):
-        whitening = (whitening or FrameWhitening()).fit(np.concatenate([v for v, _ in seqs.values()])
-                                                         if seqs else np.zeros((0, 1), np.float32))
-    return [VideoDescriptors(vid, whitening.transform(v), t) for vid, (v, t) in seqs.items()], whitening
+        whitening = fit_whitening(list(seqs.values()), whitening)
+    return ([VideoDescriptors(vid, whitening.transform(v.vectors), v.times) for vid, v in seqs.items()],
+            whitening)
 
 
 def match(a: VideoDescriptors, b: VideoDescriptors, step: float = 1.0) -> dict[str, Any]:
