@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from rich.table import Table
 
@@ -89,7 +91,8 @@ def dedup(ctx: CliContext, threshold: float | None, as_json: bool, html_path: st
     from vidlens.retrieval import dedup as run_dedup
 
     lib = ctx.lib(create=False)
-    groups = run_dedup(lib, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+    groups = run_dedup(lib, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                       progress=sys.stderr.isatty())
     report = write_dedup_report(lib, groups, html_path)
     if as_json:
         print_json({"groups": groups, "report": str(report)})

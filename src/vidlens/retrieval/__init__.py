@@ -37,16 +37,17 @@ from vidlens.retrieval.report import write_dedup_report
 from vidlens.retrieval.search import search, similar
 
 
-def dedup(lib: Any, threshold: float = DEFAULT_THRESHOLD, candidates: int = 10, encoders: Any = None
-          ) -> list[dict[str, Any]]:
+def dedup(lib: Any, threshold: float = DEFAULT_THRESHOLD, candidates: int = 10, encoders: Any = None,
+          progress: bool = False) -> list[dict[str, Any]]:
     """Groups of near-duplicate videos in ``lib`` (see :func:`vidlens.retrieval.dedup.find_duplicates`;
-    ``encoders`` replaces the real frame encoder, as in ``lib.extract``).
+    ``encoders`` replaces the real frame encoder, as in ``lib.extract``; ``progress`` draws a bar while
+    videos are described for the first time).
 
     Returns:
         ``[{"videos": [ids], "score": best, "pairs": [{a, b, score, segment_a, segment_b, matched_frames}]}]``,
         largest groups first.
     """
-    return find_duplicates(lib, threshold=threshold, candidates=candidates, encoders=encoders)
+    return find_duplicates(lib, threshold=threshold, candidates=candidates, encoders=encoders, progress=progress)
 
 
 __all__ = [

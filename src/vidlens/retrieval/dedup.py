@@ -210,8 +210,8 @@ class VideoDescriptors:
         return l2n(self.descriptors.mean(axis=0, keepdims=True))[0]
 
 
-def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorConfig | None = None
-                         ) -> dict[str, CopyVectors]:
+def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorConfig | None = None,
+                         progress: bool = False) -> dict[str, CopyVectors]:
     """Per-second copy vectors (encoder space), their times and edited-frame pairs for every video of
     ``lib``, by id.
 
@@ -224,10 +224,12 @@ def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorC
         encoders: an ``EncoderBank``-like object whose frame encoder embeds the views (default: the
             library's real frame encoder).
         config: sampling and cutting parameters (default: :class:`CopyDescriptorConfig`).
+        progress: draw a bar over the videos not yet described.
     """
     from vidlens.errors import MediaError
     from vidlens.features.encoding import EncoderBank
     from vidlens.media import first_readable
+    from vidlens.progress import progress_bar
 
     cfg = config or CopyDescriptorConfig()
     bank = encoders if encoders is not None else EncoderBank(lib.config)
@@ -235,24 +237,28 @@ def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorC
     cache = CopyVectorCache(lib.folder("dedup"), key, cfg)
     out: dict[str, CopyVectors] = {}
     missing, added = [], 0
-    for video in lib.videos():
-        vid = video["id"]
-        if vid not in cache:
-            path = first_readable([*video.get("paths_raw", []), *video.get("paths", [])])
-            if path is None:
-                missing.append(vid)
-                continue
-            try:
-                cache.put(vid, video_copy_vectors(path, encode, cfg, seed=_seed(vid)))
-            except MediaError as exc:
-                log.warning("near-duplicates: %s left out (%s)", vid[:12], exc)
-                continue
-            added += 1
-            if added % 200 == 0:
-                cache.save()  # a long first run keeps what it did if interrupted
-        entry = cache.get(vid)
-        if len(entry.vectors):
-            out[vid] = entry
+    videos = list(lib.videos())
+    todo = sum(1 for v in videos if v["id"] not in cache)
+    with progress_bar(todo, "copy descriptors", enabled=progress and todo > 0) as advance:
+        for video in videos:
+            vid = video["id"]
+            if vid not in cache:
+                advance(1, vid[:12])
+                path = first_readable([*video.get("paths_raw", []), *video.get("paths", [])])
+                if path is None:
+                    missing.append(vid)
+                    continue
+                try:
+                    cache.put(vid, video_copy_vectors(path, encode, cfg, seed=_seed(vid)))
+                except MediaError as exc:
+                    log.warning("near-duplicates: %s left out (%s)", vid[:12], exc)
+                    continue
+                added += 1
+                if added % 200 == 0:
+                    cache.save()  # a long first run keeps what it did if interrupted
+            entry = cache.get(vid)
+            if len(entry.vectors):
+                out[vid] = entry
     if added:
         cache.save()
     if missing:
@@ -278,8 +284,8 @@ def fit_whitening(vectors: list[CopyVectors], whitening: FrameWhitening | None =
 
 
 def library_descriptors(lib: Any, whitening: FrameWhitening | None = None, fit: bool = True,
-                        encoders: Any = None, config: CopyDescriptorConfig | None = None
-                        ) -> tuple[list[VideoDescriptors], FrameWhitening]:
+                        encoders: Any = None, config: CopyDescriptorConfig | None = None,
+                        progress: bool = False) -> tuple[list[VideoDescriptors], FrameWhitening]:
     """Whitened copy descriptors of every video of ``lib`` (see :func:`library_copy_vectors`).
 
     Args:
@@ -288,8 +294,9 @@ def library_descriptors(lib: Any, whitening: FrameWhitening | None = None, fit: 
         fit: fit ``whitening`` on this library (ignored when ``whitening`` is given and fitted).
         encoders: as in :func:`library_copy_vectors`.
         config: as in :func:`library_copy_vectors`.
+        progress: as in :func:`library_copy_vectors`.
     """
-    seqs = library_copy_vectors(lib, encoders, config)
+    seqs = library_copy_vectors(lib, encoders, config, progress)
     if whitening is None or (fit and whitening.mean_ is None):
         whitening = fit_whitening(list(seqs.values()), whitening)
     return ([VideoDescriptors(vid, whitening.transform(v.vectors), v.times) for vid, v in seqs.items()],
@@ -305,8 +312,8 @@ def match(a: VideoDescriptors, b: VideoDescriptors, step: float = 1.0) -> dict[s
 
 
 def find_duplicates(lib: Any, threshold: float = DEFAULT_THRESHOLD, candidates: int = 10,
-                    descriptors: list[VideoDescriptors] | None = None, encoders: Any = None
-                    ) -> list[dict[str, Any]]:
+                    descriptors: list[VideoDescriptors] | None = None, encoders: Any = None,
+                    progress: bool = False) -> list[dict[str, Any]]:
     """Groups of near-duplicate videos in ``lib``.
 
     Args:
@@ -315,6 +322,7 @@ def find_duplicates(lib: Any, threshold: float = DEFAULT_THRESHOLD, candidates: 
         candidates: nearest videos (by video-level descriptor) aligned per video.
         descriptors: precomputed descriptors (default: :func:`library_descriptors`).
         encoders: the frame encoder's bank for :func:`library_descriptors` (default: the real one).
+        progress: draw a bar while videos are described for the first time.
 
     Returns:
         Groups, largest first: ``{"videos": [ids], "pairs": [{a, b, score, segment_a, segment_b}]}``;
@@ -323,7 +331,7 @@ def find_duplicates(lib: Any, threshold: float = DEFAULT_THRESHOLD, candidates: 
     from vidlens.index import FaissIndex
 
     if descriptors is None:
-        descriptors, _ = library_descriptors(lib, encoders=encoders)
+        descriptors, _ = library_descriptors(lib, encoders=encoders, progress=progress)
     if len(descriptors) < 2:
         return []
     step = 1.0
