@@ -35,6 +35,7 @@ from vidlens.retrieval.copy_descriptors import (
     content_box,
     frames_copy_vectors,
 )
+from vidlens.retrieval.dedup import library_copy_vectors
 from vidlens.retrieval.lexical import CharBM25, HashedNgramEncoder
 from vidlens.retrieval.metrics import micro_average_precision, recall_at, target_ranks
 
@@ -474,6 +475,21 @@ def test_dedup_finds_letterboxed_and_cropped_copies(clip_factory, tmp_path):
         assert pair("crop.mp4")["score"] > 0.85
         assert pair("letterbox.mp4")["segment_a"][1] - pair("letterbox.mp4")["segment_a"][0] >= 3  # whole clip
         assert dedup(lib, encoders=LayoutBank()) == groups  # again, from the cache
+        cached = library_copy_vectors(lib, encoders=LayoutBank())
+        assert all(len(v.pairs) == 4 for v in cached.values())  # 4 frames a clip, each also edited
+
+
+def test_library_stops_making_edited_pairs_once_it_has_enough(clip_factory, tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for pattern in ("testsrc2", "smptebars", "rgbtestsrc"):
+        shutil.copy(clip_factory(duration=3.0, pattern=pattern, size=(96, 72), audio=False), clips / f"{pattern}.mp4")
+    with vidlens.open(tmp_path / "lib") as lib:
+        lib.ingest(clips)
+        described = library_copy_vectors(lib, encoders=LayoutBank(), max_pairs=4)
+        with_pairs = sorted(len(v.pairs) for v in described.values())
+        assert with_pairs == [0, 3, 3], with_pairs  # the third video came after 6 ≥ 4 pairs were kept
+        assert all(len(v.vectors) == 3 for v in described.values())
 
 
 # -- command line (a real subprocess) ---------------------------------------------------------------------

@@ -21,7 +21,7 @@ the matching segment is where that path starts and ends in each video.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -210,8 +210,11 @@ class VideoDescriptors:
         return l2n(self.descriptors.mean(axis=0, keepdims=True))[0]
 
 
+PAIRS_ENOUGH = 16_384  # edited-frame pairs a library keeps: twice what one fit samples
+
+
 def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorConfig | None = None,
-                         progress: bool = False) -> dict[str, CopyVectors]:
+                         progress: bool = False, max_pairs: int = PAIRS_ENOUGH) -> dict[str, CopyVectors]:
     """Per-second copy vectors (encoder space), their times and edited-frame pairs for every video of
     ``lib``, by id.
 
@@ -225,6 +228,9 @@ def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorC
             library's real frame encoder).
         config: sampling and cutting parameters (default: :class:`CopyDescriptorConfig`).
         progress: draw a bar over the videos not yet described.
+        max_pairs: once the cache holds this many edited-frame pairs, new videos are described without
+            (the fit samples at most half as many; the edits cost as much as the video's own frames on
+            short clips).
     """
     from vidlens.errors import MediaError
     from vidlens.features.encoding import EncoderBank
@@ -239,6 +245,7 @@ def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorC
     missing, added = [], 0
     videos = list(lib.videos())
     todo = sum(1 for v in videos if v["id"] not in cache)
+    pairs_kept = sum(len(e.pairs) for e in cache.vectors.values())
     with progress_bar(todo, "copy descriptors", enabled=progress and todo > 0) as advance:
         for video in videos:
             vid = video["id"]
@@ -249,10 +256,13 @@ def library_copy_vectors(lib: Any, encoders: Any = None, config: CopyDescriptorC
                     missing.append(vid)
                     continue
                 try:
-                    cache.put(vid, video_copy_vectors(path, encode, cfg, seed=_seed(vid)))
+                    described = video_copy_vectors(path, encode, cfg if pairs_kept < max_pairs
+                                                   else replace(cfg, augment_frames=0), seed=_seed(vid))
                 except MediaError as exc:
                     log.warning("near-duplicates: %s left out (%s)", vid[:12], exc)
                     continue
+                cache.put(vid, described)
+                pairs_kept += len(described.pairs)
                 added += 1
                 if added % 200 == 0:
                     cache.save()  # a long first run keeps what it did if interrupted
