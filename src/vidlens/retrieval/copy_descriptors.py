@@ -231,7 +231,8 @@ def augment_clip(frames: np.ndarray, rng: np.random.Generator) -> tuple[str, lis
 
 @dataclass
 class CopyVectors:
-    """What copy detection keeps of one video (encoder space, not yet whitened).
+    """What copy detection keeps of one video (encoder space, not yet whitened; float16 when it comes
+    from the library's cache).
 
     Attributes:
         vectors: ``(T, D)`` one vector per second.
@@ -331,9 +332,8 @@ class CopyVectorCache:
         return video_id in self.vectors
 
     def get(self, video_id: str) -> CopyVectors:
-        """One video's vectors, times and edited-frame pairs (float32)."""
-        entry = self.vectors[video_id]
-        return CopyVectors(entry.vectors.astype(np.float32), entry.times, entry.pairs.astype(np.float32))
+        """One video's vectors, times and edited-frame pairs (float16, as kept: no copy is made)."""
+        return self.vectors[video_id]
 
     def put(self, video_id: str, vectors: CopyVectors) -> None:
         """Add one video (kept in memory until :meth:`save`)."""

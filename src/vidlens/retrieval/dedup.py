@@ -73,14 +73,15 @@ class FrameWhitening:
         """Learn the projection from ``(N, D)`` frame embeddings and, optionally, ``(K, 2, D)`` pairs of a
         frame's embedding and the embedding of the same frame after a copy-style edit."""
         rng = np.random.default_rng(seed)
-        x = l2n(np.asarray(frames, np.float32))
-        if len(x) > max_frames:
-            x = x[rng.choice(len(x), max_frames, replace=False)]
+        x = np.asarray(frames)
+        if len(x) > max_frames:  # sample before converting: the library's vectors may be float16
+            x = x[np.sort(rng.choice(len(x), max_frames, replace=False))]
+        x = l2n(x.astype(np.float32))
         self.mean_ = x.mean(axis=0) if len(x) else None
         self.projection_ = self.rotation_ = None
         if len(x) < self.min_frames:
             return self
-        pairs = np.zeros((0, 2, x.shape[1]), np.float32) if pairs is None else np.asarray(pairs, np.float32)
+        pairs = np.zeros((0, 2, x.shape[1]), np.float32) if pairs is None else np.asarray(pairs)
         use_pairs = len(pairs) >= self.min_pairs and pairs.shape[-1] == x.shape[1]
         # PCA by the SVD of the centred sample: cheaper than the covariance when frames are few and wide
         _, sing, vt = np.linalg.svd((x - self.mean_).astype(np.float64), full_matrices=False)
@@ -91,7 +92,8 @@ class FrameWhitening:
         self.projection_ = (vecs / np.sqrt(np.maximum(vals, 0) + reg + 1e-12)).astype(np.float32)
         if use_pairs:
             if len(pairs) > max_pairs:
-                pairs = pairs[rng.choice(len(pairs), max_pairs, replace=False)]
+                pairs = pairs[np.sort(rng.choice(len(pairs), max_pairs, replace=False))]
+            pairs = pairs.astype(np.float32)
             diff = self._whiten(pairs[:, 1]) - self._whiten(pairs[:, 0])
             edit_vals, edit_vecs = np.linalg.eigh((diff.T @ diff).astype(np.float64) / len(diff))
             k = min(self.dim, len(edit_vals))  # eigh sorts ascending: the directions edits move least
