@@ -169,7 +169,7 @@ def _macro_f1(y_true, y_pred) -> float:
 def run_split(config, ds, split, zs):
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    result = fit(config, ds, split, log=None)
+    result = fit(config, ds, split, log=None, embedder=zs.embedder)
     seconds = time.perf_counter() - t0
     test = ds.subset(split["test"])
     pred = result.classifier.predict(test)

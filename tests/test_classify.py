@@ -354,3 +354,48 @@ def test_train_from_config_on_rows_then_evaluate(tmp_path):
     assert ev.metrics["n"] == card["test"]["n"]
     assert ev.metrics["l2_accuracy"] == pytest.approx(card["test"]["l2_accuracy"])
     assert report.is_file()
+
+
+def test_zero_shot_blend_is_chosen_on_validation_and_saved(tmp_path):
+    from vidlens.classify.trainer import BLEND_WEIGHTS
+
+    ds, _rows, tax = _rows_dataset(tmp_path)
+    embedder = TextEmbedder(CharBagEncoder())
+    config = TrainConfig.from_dict({
+        "name": "blend", "model": {"modalities": [{"name": "title", "kind": "vector"},
+                                                  {"name": "summary", "kind": "vector"}]},
+        "train": {"epochs": 3, "lr": 1e-3, "batch_size": 16, "zero_shot_blend": True}})
+    splits = make_splits(ds.l2, val=0.3, test=0.2, seed=0)
+    clf = fit(config, ds, splits, embedder=embedder).classifier
+    blend = clf.metrics["training"]["zero_shot_blend"]
+    assert blend["weight"] in BLEND_WEIGHTS and set(blend["validation"]) == {str(w) for w in BLEND_WEIGHTS}
+    assert clf.zero_shot_weight == blend["weight"] and clf.zero_shot is not None
+
+    test = ds.subset(splits["test"])
+    clf.zero_shot_weight = 0.4  # the mixture is (1 - a) * model + a * zero-shot, and stays consistent
+    mixed = clf.predict(test)
+    clf.zero_shot_weight = 0.0
+    alone = clf.predict(test)
+    zero = ZeroShotClassifier(tax, embedder).predict(test)
+    np.testing.assert_allclose(mixed.l2_probs, 0.6 * alone.l2_probs + 0.4 * zero.l2_probs, atol=1e-6)
+    assert (tax.l2_to_l1[mixed.l2_pred] == mixed.l1_pred).all()
+    np.testing.assert_allclose(mixed.l1_probs.sum(1), 1.0, atol=1e-5)
+
+    clf.zero_shot_weight = 0.4
+    folder = clf.save(tmp_path / "model")
+    again = TrainedClassifier.load(folder)  # no text encoder needed: the category vectors are stored
+    assert again.zero_shot_weight == 0.4
+    np.testing.assert_allclose(again.predict(test).l2_probs, mixed.l2_probs, atol=1e-6)
+
+    (folder / "zero_shot.npz").unlink()
+    with pytest.raises(ConfigError, match=r"zero_shot\.npz is missing"):
+        TrainedClassifier.load(folder)
+    no_val = make_splits(ds.l2, val=0.0, test=0.2, seed=0)
+    with pytest.raises(ConfigError, match="validation split"):
+        fit(config, ds, no_val, embedder=embedder)
+
+    class Other(CharBagEncoder):
+        version = "2"
+
+    with pytest.raises(ModelVersionError):
+        fit(config, ds, splits, embedder=TextEmbedder(Other()))

@@ -137,6 +137,11 @@ class TrainingLoop(BaseModel):
     grad_clip: float = Field(5.0, gt=0)
     schedule: Literal["cosine", "constant"] = "cosine"
     eval_batch_size: int = Field(512, ge=1)
+    zero_shot_blend: bool = Field(
+        False, description="after training, mix the zero-shot classifier's confidences (category names "
+        "against the text fields) into the model's, (1 - a) * model + a * zero-shot, with a in 0, 0.1, ..., "
+        "0.9 chosen on the validation split by the selection metric (0 when mixing does not help); for "
+        "taxonomies whose classes have few examples, which zero-shot knows by name")
 
 
 class TrainConfig(BaseModel):

@@ -120,7 +120,9 @@ def train_from_config(
         raise DatasetError(f"only {int(labelled.sum())} labelled item(s); training needs more")
     s = config.data.split
     splits = make_splits(dataset.l2, val=s.val, test=s.test, seed=s.seed)
-    result = fit(config, dataset, splits, progress=progress, log=log)
+    if config.train.zero_shot_blend and embedder is None and lib is not None:
+        embedder = embedder_for_library(lib)
+    result = fit(config, dataset, splits, progress=progress, log=log, embedder=embedder)
     classifier = result.classifier
     card = dict(classifier.metrics)
     card["data"] = dataset.describe()

@@ -7,6 +7,7 @@ Folder layout (``LIBRARY/models/NAME/``)::
     taxonomy.json         the category tree
     classifier.json       which stored feature feeds each modality, the training config, data source
     splits.json           the ids of the train / val / test split (fixed, seeded)
+    zero_shot.npz         category vectors of the zero-shot blend (``train.zero_shot_blend`` only)
     metrics.json          the metrics card: validation and test metrics, training history
     card.md               the same, for people
 """
@@ -29,6 +30,7 @@ from vidlens.models import MultimodalClassifier, check_encoder_versions
 from vidlens.models.multimodal_classifier import MODEL_FILE
 
 if TYPE_CHECKING:
+    from vidlens.classify.zeroshot import ZeroShotClassifier
     from vidlens.library import Library
     from vidlens.taxonomy import Taxonomy
 
@@ -36,6 +38,7 @@ CLASSIFIER_FILE = "classifier.json"
 SPLITS_FILE = "splits.json"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "card.md"
+ZERO_SHOT_FILE = "zero_shot.npz"
 FORMAT = "vidlens.trained_classifier"
 FORMAT_VERSION = 1
 
@@ -51,6 +54,8 @@ class TrainedClassifier:
         splits: split name -> ids.
         metrics: the metrics card.
         max_steps: longest sequence fed to an aggregator.
+        zero_shot: a zero-shot classifier over the same taxonomy whose confidences are mixed in.
+        zero_shot_weight: its share ``a``: confidences are ``(1 - a) * model + a * zero-shot``.
     """
 
     def __init__(
@@ -62,6 +67,8 @@ class TrainedClassifier:
         splits: dict[str, list[str]] | None = None,
         metrics: dict[str, Any] | None = None,
         max_steps: int = 32,
+        zero_shot: ZeroShotClassifier | None = None,
+        zero_shot_weight: float = 0.0,
     ):
         if model.taxonomy is None:
             raise ConfigError("a trained classifier needs a model with a taxonomy")
@@ -72,6 +79,8 @@ class TrainedClassifier:
         self.splits = splits or {}
         self.metrics = metrics or {}
         self.max_steps = max_steps
+        self.zero_shot = zero_shot
+        self.zero_shot_weight = zero_shot_weight
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -180,6 +189,12 @@ class TrainedClassifier:
             labels=np.concatenate(labels) if labels else None,
         )
         loss = float(np.average(losses, weights=sizes)) if losses else 0.0
+        if self.zero_shot is not None and self.zero_shot_weight > 0 and len(dataset):
+            # Both sides are distributions over consistent (L1, L2) pairs, and so is their mixture: the
+            # predicted L1 stays the parent of the predicted L2.
+            zs, a = self.zero_shot.predict(dataset), self.zero_shot_weight
+            pred.l2_probs = (1 - a) * pred.l2_probs + a * zs.l2_probs
+            pred.l1_probs = (1 - a) * pred.l1_probs + a * zs.l1_probs
         return pred, loss
 
     # ---- persistence -----------------------------------------------------------------------------
@@ -198,6 +213,10 @@ class TrainedClassifier:
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "train_config": self.train_config,
         }
+        if self.zero_shot is not None:
+            meta, arrays = self.zero_shot.state()
+            spec["zero_shot"] = {"weight": self.zero_shot_weight, **meta}
+            np.savez(folder / ZERO_SHOT_FILE, **arrays)
         _write_json(folder / CLASSIFIER_FILE, spec)
         _write_json(folder / SPLITS_FILE, self.splits)
         _write_json(folder / METRICS_FILE, self.metrics)
@@ -232,6 +251,15 @@ class TrainedClassifier:
             p = folder / name
             return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
 
+        zero_shot, weight = None, 0.0
+        if spec.get("zero_shot"):
+            from vidlens.classify.zeroshot import ZeroShotClassifier
+
+            if not (folder / ZERO_SHOT_FILE).is_file():
+                raise ConfigError(f"{folder}: classifier.json names a zero-shot blend but {ZERO_SHOT_FILE} is missing")
+            with np.load(folder / ZERO_SHOT_FILE) as arrays:
+                zero_shot = ZeroShotClassifier.from_state(model.taxonomy, spec["zero_shot"], dict(arrays))
+            weight = float(spec["zero_shot"]["weight"])
         return cls(
             model,
             sources=spec["sources"],
@@ -240,6 +268,8 @@ class TrainedClassifier:
             splits=read(SPLITS_FILE),
             metrics=read(METRICS_FILE),
             max_steps=int(spec.get("max_steps", 32)),
+            zero_shot=zero_shot,
+            zero_shot_weight=weight,
         )
 
     def card(self) -> str:
@@ -262,6 +292,9 @@ class TrainedClassifier:
             f"auxiliary loss weight {cfg.aux_loss_weight}.",
             "",
         ]
+        if self.zero_shot is not None:
+            lines += [f"Confidences mix in zero-shot (category names against the text fields) with weight "
+                      f"{self.zero_shot_weight} (chosen on validation).", ""]
         for split in ("val", "test"):
             m = self.metrics.get(split)
             if m:

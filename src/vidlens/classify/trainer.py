@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from vidlens.classify.trained import TrainedClassifier
 from vidlens.errors import ConfigError
 from vidlens.models import ModalityConfig, MultimodalClassifier, MultimodalClassifierConfig
 from vidlens.progress import progress_bar
+
+if TYPE_CHECKING:
+    from vidlens.classify.sources import TextEmbedder
 
 
 @dataclass
@@ -117,6 +121,7 @@ def fit(
     splits: dict[str, np.ndarray],
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    embedder: TextEmbedder | None = None,
 ) -> TrainResult:
     """Train a classifier on ``splits["train"]``, early-stopping on ``splits["val"]``.
 
@@ -126,6 +131,8 @@ def fit(
         splits: row indices of ``train`` and ``val`` (``test`` is not touched).
         progress: draw a progress bar on stderr.
         log: optional callable receiving one line per epoch.
+        embedder: the text encoder that made the dataset's text vectors; with ``train.zero_shot_blend``
+            it embeds the category names (default: ``muse_v3``).
 
     Returns:
         The result; its classifier records the split by ids.
@@ -227,6 +234,7 @@ def fit(
     if hasattr(model.head, "fit_thresholds") and len(val_idx):
         pred = classifier.predict(dataset.subset(val_idx), loop.eval_batch_size)
         model.head.fit_thresholds(pred.l2_probs, dataset.multi_hot(val_idx))
+    blend = _fit_zero_shot_blend(classifier, dataset, val_idx, loop, embedder, log) if loop.zero_shot_blend else None
     seconds = time.perf_counter() - t0
     classifier.metrics = {
         "training": {
@@ -236,10 +244,48 @@ def fit(
             "train_items": len(train_idx),
             "val_items": len(val_idx),
             "selection_metric": loop.metric,
+            **({"zero_shot_blend": blend} if blend else {}),
         },
         "history": history,
     }
     return TrainResult(classifier, history, best_epoch, seconds)
+
+
+BLEND_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(10))
+
+
+def _fit_zero_shot_blend(classifier: TrainedClassifier, dataset: ClassificationDataset, val_idx: np.ndarray,
+                         loop: TrainingLoop, embedder: TextEmbedder | None,
+                         log: Callable[[str], None] | None) -> dict[str, Any]:
+    """Attach a zero-shot classifier to ``classifier`` and choose its share on the validation rows.
+
+    Raises:
+        ConfigError: no validation rows to choose on.
+        DatasetError: the dataset has no text features (zero-shot reads those).
+        ModelVersionError: the text vectors come from another encoder than ``embedder``.
+    """
+    from vidlens.classify.sources import TextEmbedder
+    from vidlens.classify.zeroshot import ZeroShotClassifier
+
+    if not len(val_idx):
+        raise ConfigError("train.zero_shot_blend chooses its weight on the validation split; give data.split.val > 0")
+    zero_shot = ZeroShotClassifier(dataset.taxonomy, embedder or TextEmbedder())
+    zero_shot.check(dataset)
+    zero_shot.category_vectors()
+    classifier.zero_shot = zero_shot
+    # the network's loss does not see the mixture: choose by accuracy when the selection metric is the loss
+    metric = "l2_accuracy" if loop.metric == "loss" else loop.metric
+    scores = {}
+    for weight in BLEND_WEIGHTS:
+        classifier.zero_shot_weight = weight
+        val_metrics, val_loss = evaluate_split(classifier, dataset, val_idx, loop.eval_batch_size)
+        scores[weight] = _val_score(val_metrics, val_loss, metric)
+    best = max(BLEND_WEIGHTS, key=lambda w: (scores[w], -w))  # ties: the smaller share
+    classifier.zero_shot_weight = best
+    if log is not None:
+        log(f"zero-shot blend: weight {best} (validation {metric}: "
+            + ", ".join(f"{w} {v:.4f}" for w, v in scores.items()) + ")")
+    return {"weight": best, "metric": metric, "validation": {str(w): round(v, 4) for w, v in scores.items()}}
 
 
 def evaluate_split(

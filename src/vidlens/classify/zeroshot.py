@@ -46,6 +46,16 @@ def category_texts(category: Category) -> list[str]:
     return [t for t in texts if t.strip()]
 
 
+class _EncoderVersion:
+    """Stands in for the text encoder of a zero-shot classifier whose category vectors are stored."""
+
+    def __init__(self, version: str):
+        self.version = version
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        raise RuntimeError("the category vectors are stored with the model; nothing to encode")
+
+
 class ZeroShotClassifier:
     """Classifies from text similarity to the category descriptions (see the module docstring).
 
@@ -80,6 +90,26 @@ class ZeroShotClassifier:
     def encoder_version(self) -> str:
         """The text encoder version the video text vectors must come from."""
         return self.embedder.version
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """What a model folder keeps to predict without the text encoder: settings (JSON) and the
+        category vectors (arrays)."""
+        l1, l2 = self.category_vectors()
+        meta = {"encoder_version": self.encoder_version, "field_weights": self.field_weights,
+                "l1_weight": self.l1_weight, "temperature": self.temperature, "name": self.name}
+        return meta, {"l1_vectors": l1, "l2_vectors": l2}
+
+    @classmethod
+    def from_state(cls, taxonomy: Taxonomy, meta: dict, arrays: Mapping[str, np.ndarray]) -> ZeroShotClassifier:
+        """Rebuild from :meth:`state`; the category vectors are kept, so no text encoder is needed."""
+        zs = cls(taxonomy, _EncoderVersion(meta["encoder_version"]), field_weights=meta["field_weights"],
+                 l1_weight=float(meta["l1_weight"]), temperature=float(meta["temperature"]),
+                 name=meta.get("name", "zero-shot"))
+        zs.l1_vectors_ = np.asarray(arrays["l1_vectors"], np.float32)
+        zs.l2_vectors_ = np.asarray(arrays["l2_vectors"], np.float32)
+        if zs.l1_vectors_.shape[0] != taxonomy.num_l1 or zs.l2_vectors_.shape[0] != taxonomy.num_l2:
+            raise DatasetError("stored zero-shot category vectors do not match the taxonomy")
+        return zs
 
     def category_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(C1, D) and (C2, D) unit vectors of the categories (computed once)."""
