@@ -399,3 +399,33 @@ def test_zero_shot_blend_is_chosen_on_validation_and_saved(tmp_path):
 
     with pytest.raises(ModelVersionError):
         fit(config, ds, splits, embedder=TextEmbedder(Other()))
+
+
+def test_prototypes_take_in_the_training_examples(tmp_path):
+    ds, _rows, tax = _rows_dataset(tmp_path)
+    embedder = TextEmbedder(CharBagEncoder())
+    splits = make_splits(ds.l2, val=0.3, test=0.2, seed=0)
+    zero = ZeroShotClassifier(tax, embedder)
+    protos = zero.with_examples(ds, splits["train"], name_weight=2.0, l1_weight=1.0)
+    _, l2v = zero.category_vectors()
+    assert protos.l1_weight == 1.0 and np.allclose(np.linalg.norm(protos.l2_vectors_, axis=1), 1.0, atol=1e-5)
+    # a category with examples moves towards them; the description still counts
+    text = zero.text_vectors(ds.subset(splits["train"]))
+    y = np.asarray(ds.l2)[splits["train"]]
+    c = int(y[0])
+    assert float(protos.l2_vectors_[c] @ text[y == c].mean(0)) > float(l2v[c] @ text[y == c].mean(0))
+    test = ds.subset(splits["test"])
+    assert classification_metrics(protos.predict(test), test.l2)["l2_accuracy"] >= \
+        classification_metrics(zero.predict(test), test.l2)["l2_accuracy"]
+    none = zero.with_examples(ds, np.array([], dtype=np.int64))  # no examples: the zero-shot vectors
+    np.testing.assert_allclose(none.l2_vectors_, l2v, atol=1e-6)
+
+    config = TrainConfig.from_dict({
+        "name": "protos", "model": {"modalities": [{"name": "title", "kind": "vector"}]},
+        "train": {"epochs": 2, "lr": 1e-3, "batch_size": 16, "zero_shot_blend": True, "prototypes": True}})
+    clf = fit(config, ds, splits, embedder=embedder).classifier
+    blend = clf.metrics["training"]["zero_shot_blend"]
+    assert blend["name_weight"] in (1.0, 2.0, 3.0) and blend["l1_weight"] in (0.5, 1.0, 2.0)
+    assert 0.0 <= blend["weight"] <= 1.0 and clf.zero_shot_weight == blend["weight"]
+    again = TrainedClassifier.load(clf.save(tmp_path / "protos"))
+    np.testing.assert_allclose(again.predict(test).l2_probs, clf.predict(test).l2_probs, atol=1e-6)

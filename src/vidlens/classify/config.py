@@ -142,6 +142,11 @@ class TrainingLoop(BaseModel):
         "against the text fields) into the model's, (1 - a) * model + a * zero-shot, with a in 0, 0.1, ..., "
         "0.9 chosen on the validation split by the selection metric (0 when mixing does not help); for "
         "taxonomies whose classes have few examples, which zero-shot knows by name")
+    prototypes: bool = Field(
+        False, description="with zero_shot_blend: each category's vector also takes in its training examples' "
+        "text vectors, normalise(w * name + sum of examples), a nearest-prototype classifier whose prior is the "
+        "category's description; w in 1, 2, 3, the parent's weight in 0.5, 1, 2 and the mixing share in 0, "
+        "0.1, ..., 1 are chosen together on the validation split")
 
 
 class TrainConfig(BaseModel):

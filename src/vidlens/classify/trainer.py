@@ -234,7 +234,8 @@ def fit(
     if hasattr(model.head, "fit_thresholds") and len(val_idx):
         pred = classifier.predict(dataset.subset(val_idx), loop.eval_batch_size)
         model.head.fit_thresholds(pred.l2_probs, dataset.multi_hot(val_idx))
-    blend = _fit_zero_shot_blend(classifier, dataset, val_idx, loop, embedder, log) if loop.zero_shot_blend else None
+    blend = (_fit_zero_shot_blend(classifier, dataset, train_idx, val_idx, loop, embedder, log)
+             if loop.zero_shot_blend else None)
     seconds = time.perf_counter() - t0
     classifier.metrics = {
         "training": {
@@ -252,12 +253,15 @@ def fit(
 
 
 BLEND_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(10))
+PROTOTYPE_NAME_WEIGHTS = (1.0, 2.0, 3.0)
+PROTOTYPE_L1_WEIGHTS = (0.5, 1.0, 2.0)
 
 
-def _fit_zero_shot_blend(classifier: TrainedClassifier, dataset: ClassificationDataset, val_idx: np.ndarray,
-                         loop: TrainingLoop, embedder: TextEmbedder | None,
+def _fit_zero_shot_blend(classifier: TrainedClassifier, dataset: ClassificationDataset, train_idx: np.ndarray,
+                         val_idx: np.ndarray, loop: TrainingLoop, embedder: TextEmbedder | None,
                          log: Callable[[str], None] | None) -> dict[str, Any]:
-    """Attach a zero-shot classifier to ``classifier`` and choose its share on the validation rows.
+    """Attach a zero-shot (with ``loop.prototypes``: prototype) classifier to ``classifier`` and choose
+    its settings and share on the validation rows.
 
     Raises:
         ConfigError: no validation rows to choose on.
@@ -269,23 +273,40 @@ def _fit_zero_shot_blend(classifier: TrainedClassifier, dataset: ClassificationD
 
     if not len(val_idx):
         raise ConfigError("train.zero_shot_blend chooses its weight on the validation split; give data.split.val > 0")
-    zero_shot = ZeroShotClassifier(dataset.taxonomy, embedder or TextEmbedder())
-    zero_shot.check(dataset)
-    zero_shot.category_vectors()
-    classifier.zero_shot = zero_shot
+    base = ZeroShotClassifier(dataset.taxonomy, embedder or TextEmbedder())
+    base.check(dataset)
+    base.category_vectors()
+    if loop.prototypes:
+        candidates = {(nw, lw): base.with_examples(dataset, train_idx, nw, lw)
+                      for nw in PROTOTYPE_NAME_WEIGHTS for lw in PROTOTYPE_L1_WEIGHTS}
+        weights = (*BLEND_WEIGHTS, 1.0)
+    else:
+        candidates, weights = {(None, None): base}, BLEND_WEIGHTS
     # the network's loss does not see the mixture: choose by accuracy when the selection metric is the loss
     metric = "l2_accuracy" if loop.metric == "loss" else loop.metric
-    scores = {}
-    for weight in BLEND_WEIGHTS:
-        classifier.zero_shot_weight = weight
-        val_metrics, val_loss = evaluate_split(classifier, dataset, val_idx, loop.eval_batch_size)
-        scores[weight] = _val_score(val_metrics, val_loss, metric)
-    best = max(BLEND_WEIGHTS, key=lambda w: (scores[w], -w))  # ties: the smaller share
-    classifier.zero_shot_weight = best
+    val = dataset.subset(val_idx)
+    classifier.zero_shot = None
+    network = classifier.predict(val, loop.eval_batch_size)
+    scores: dict[tuple, float] = {}
+    for key, zero_shot in candidates.items():
+        zp = zero_shot.predict(val)
+        for weight in weights:
+            mixed = copy.copy(network)
+            mixed.l2_probs = (1 - weight) * network.l2_probs + weight * zp.l2_probs
+            mixed.l1_probs = (1 - weight) * network.l1_probs + weight * zp.l1_probs
+            scores[(*key, weight)] = _val_score(classification_metrics(mixed, val.l2), 0.0, metric)
+    # the best score; ties go to the smaller share, then to the first settings tried
+    best = max(scores, key=lambda k: (scores[k], -k[2]))
+    classifier.zero_shot = candidates[best[:2]]
+    classifier.zero_shot_weight = best[2]
+    chosen = {"weight": best[2], "metric": metric, "validation_score": round(scores[best], 4)}
+    if loop.prototypes:
+        chosen |= {"name_weight": best[0], "l1_weight": best[1]}
+    else:
+        chosen["validation"] = {str(k[2]): round(v, 4) for k, v in scores.items()}
     if log is not None:
-        log(f"zero-shot blend: weight {best} (validation {metric}: "
-            + ", ".join(f"{w} {v:.4f}" for w, v in scores.items()) + ")")
-    return {"weight": best, "metric": metric, "validation": {str(w): round(v, 4) for w, v in scores.items()}}
+        log(f"zero-shot blend: {chosen}")
+    return chosen
 
 
 def evaluate_split(

@@ -111,6 +111,52 @@ class ZeroShotClassifier:
             raise DatasetError("stored zero-shot category vectors do not match the taxonomy")
         return zs
 
+    def text_vectors(self, dataset: ClassificationDataset) -> np.ndarray:
+        """(N, D) one unit vector per row: the field-weighted mean of its unit text vectors (zeros for a
+        row without text)."""
+        out, total = None, np.zeros(len(dataset), np.float32)
+        for name in self._text_modalities(dataset):
+            m = dataset.modalities[name]
+            w = self.field_weights.get(m.feature.split(".", 1)[1], 1.0) * m.present.astype(np.float32)
+            vec = m.vectors / np.maximum(np.linalg.norm(m.vectors, axis=1, keepdims=True), 1e-12)
+            out = w[:, None] * vec if out is None else out + w[:, None] * vec
+            total += w
+        out = out / np.maximum(total, 1e-12)[:, None]
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def with_examples(self, dataset: ClassificationDataset, rows: np.ndarray, name_weight: float = 2.0,
+                      l1_weight: float | None = None) -> ZeroShotClassifier:
+        """A copy whose category vectors also take in labelled examples: ``normalise(name_weight · v +
+        Σ examples' text vectors)`` for each L1 and L2 (a nearest-prototype classifier whose prior is the
+        category's own description; a category without examples keeps its zero-shot vector).
+
+        Args:
+            dataset: labelled data with this classifier's text features.
+            rows: the rows to learn from (e.g. the training split).
+            name_weight: weight of the description vector against one example.
+            l1_weight: the copy's ``l1_weight`` (default: this one's).
+        """
+        self.check(dataset)
+        rows = np.asarray(rows, dtype=np.int64)
+        rows = rows[np.asarray(dataset.l2)[rows] >= 0]
+        x = self.text_vectors(dataset.subset(rows))
+        l2 = np.asarray(dataset.l2)[rows]
+        l1v, l2v = self.category_vectors()
+        sums2 = np.zeros_like(l2v)
+        np.add.at(sums2, l2, x)
+        sums1 = np.zeros_like(l1v)
+        np.add.at(sums1, np.asarray(self.taxonomy.l2_to_l1)[l2], x)
+
+        def unit(v: np.ndarray) -> np.ndarray:
+            return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+        out = ZeroShotClassifier(self.taxonomy, self.embedder, self.field_weights,
+                                 self.l1_weight if l1_weight is None else l1_weight, self.temperature,
+                                 name=f"{self.name}+examples")
+        out.l1_vectors_ = unit(name_weight * l1v + sums1)
+        out.l2_vectors_ = unit(name_weight * l2v + sums2)
+        return out
+
     def category_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(C1, D) and (C2, D) unit vectors of the categories (computed once)."""
         if self.l1_vectors_ is None or self.l2_vectors_ is None:
