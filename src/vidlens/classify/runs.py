@@ -120,8 +120,10 @@ def train_from_config(
         raise DatasetError(f"only {int(labelled.sum())} labelled item(s); training needs more")
     s = config.data.split
     splits = make_splits(dataset.l2, val=s.val, test=s.test, seed=s.seed)
-    if config.train.zero_shot_blend and embedder is None and lib is not None:
-        embedder = embedder_for_library(lib)
+    if config.train.zero_shot_blend and embedder is None:
+        # the encoder that made the text vectors embeds the category descriptions
+        embedder = (embedder_for_library(lib) if config.data.source == "library" and lib is not None
+                    else TextEmbedder(config.data.text_encoder, cache_dir=config.data.cache_dir))
     result = fit(config, dataset, splits, progress=progress, log=log, embedder=embedder)
     classifier = result.classifier
     card = dict(classifier.metrics)
