@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,15 @@ class Predictions:
     def l1_pred(self) -> np.ndarray:
         """(N,) predicted L1 index: always the parent of the predicted L2."""
         return self.taxonomy.l2_to_l1[self.l2_pred]
+
+    def mixed(self, other: Predictions, share: float) -> Predictions:
+        """A copy whose confidences are ``(1 - share) * self + share * other`` (same rows and taxonomy).
+        Mixing two distributions over consistent (L1, L2) pairs gives one, so the predicted L1 stays the
+        parent of the predicted L2."""
+        out = copy.copy(self)
+        out.l2_probs = (1 - share) * self.l2_probs + share * other.l2_probs
+        out.l1_probs = (1 - share) * self.l1_probs + share * other.l1_probs
+        return out
 
     def top_k(self, k: int) -> np.ndarray:
         """(N, k) L2 indices by decreasing confidence."""

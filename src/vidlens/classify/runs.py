@@ -114,16 +114,17 @@ def train_from_config(
         if lib is None:
             raise ConfigError("no output folder: give a library or an output folder")
         out = lib.folder("models") / config.name
+    if embedder is None and config.data.source == "rows":
+        # one encoder embeds the rows and, for train.zero_shot_blend, the category descriptions
+        embedder = TextEmbedder(config.data.text_encoder, cache_dir=config.data.cache_dir)
     dataset = build_dataset(config, lib, embedder, progress)
     labelled = dataset.labelled
     if labelled.sum() < 2:
         raise DatasetError(f"only {int(labelled.sum())} labelled item(s); training needs more")
     s = config.data.split
     splits = make_splits(dataset.l2, val=s.val, test=s.test, seed=s.seed)
-    if config.train.zero_shot_blend and embedder is None:
-        # the encoder that made the text vectors embeds the category descriptions
-        embedder = (embedder_for_library(lib) if config.data.source == "library" and lib is not None
-                    else TextEmbedder(config.data.text_encoder, cache_dir=config.data.cache_dir))
+    if config.train.zero_shot_blend and embedder is None and lib is not None:
+        embedder = embedder_for_library(lib)  # source 'library': the encoder that made its text features
     result = fit(config, dataset, splits, progress=progress, log=log, embedder=embedder)
     classifier = result.classifier
     card = dict(classifier.metrics)

@@ -190,11 +190,7 @@ class TrainedClassifier:
         )
         loss = float(np.average(losses, weights=sizes)) if losses else 0.0
         if self.zero_shot is not None and self.zero_shot_weight > 0 and len(dataset):
-            # Both sides are distributions over consistent (L1, L2) pairs, and so is their mixture: the
-            # predicted L1 stays the parent of the predicted L2.
-            zs, a = self.zero_shot.predict(dataset), self.zero_shot_weight
-            pred.l2_probs = (1 - a) * pred.l2_probs + a * zs.l2_probs
-            pred.l1_probs = (1 - a) * pred.l1_probs + a * zs.l1_probs
+            pred = pred.mixed(self.zero_shot.predict(dataset), self.zero_shot_weight)
         return pred, loss
 
     # ---- persistence -----------------------------------------------------------------------------

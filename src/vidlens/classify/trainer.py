@@ -291,10 +291,7 @@ def _fit_zero_shot_blend(classifier: TrainedClassifier, dataset: ClassificationD
     for key, zero_shot in candidates.items():
         zp = zero_shot.predict(val)
         for weight in weights:
-            mixed = copy.copy(network)
-            mixed.l2_probs = (1 - weight) * network.l2_probs + weight * zp.l2_probs
-            mixed.l1_probs = (1 - weight) * network.l1_probs + weight * zp.l1_probs
-            scores[(*key, weight)] = _val_score(classification_metrics(mixed, val.l2), 0.0, metric)
+            scores[(*key, weight)] = _val_score(classification_metrics(network.mixed(zp, weight), val.l2), 0.0, metric)
     # the best score; ties go to the smaller share, then to the first settings tried
     best = max(scores, key=lambda k: (scores[k], -k[2]))
     classifier.zero_shot = candidates[best[:2]]

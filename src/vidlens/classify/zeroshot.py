@@ -111,9 +111,9 @@ class ZeroShotClassifier:
             raise DatasetError("stored zero-shot category vectors do not match the taxonomy")
         return zs
 
-    def text_vectors(self, dataset: ClassificationDataset) -> np.ndarray:
-        """(N, D) one unit vector per row: the field-weighted mean of its unit text vectors (zeros for a
-        row without text)."""
+    def _mean_text(self, dataset: ClassificationDataset) -> np.ndarray:
+        """(N, D) the field-weighted mean of each row's unit text vectors, over the fields it has (zeros
+        for a row without text). Its dot product with a category vector is the field-weighted mean cosine."""
         out, total = None, np.zeros(len(dataset), np.float32)
         for name in self._text_modalities(dataset):
             m = dataset.modalities[name]
@@ -121,7 +121,12 @@ class ZeroShotClassifier:
             vec = m.vectors / np.maximum(np.linalg.norm(m.vectors, axis=1, keepdims=True), 1e-12)
             out = w[:, None] * vec if out is None else out + w[:, None] * vec
             total += w
-        out = out / np.maximum(total, 1e-12)[:, None]
+        return (out / np.maximum(total, 1e-12)[:, None]).astype(np.float32)
+
+    def text_vectors(self, dataset: ClassificationDataset) -> np.ndarray:
+        """(N, D) one unit vector per row: the field-weighted mean of its unit text vectors (zeros for a
+        row without text)."""
+        out = self._mean_text(dataset)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def with_examples(self, dataset: ClassificationDataset, rows: np.ndarray, name_weight: float = 2.0,
@@ -196,20 +201,8 @@ class ZeroShotClassifier:
         """(N, C1) and (N, C2) field-weighted cosine similarities."""
         self.check(dataset)
         l1_vec, l2_vec = self.category_vectors()
-        n = len(dataset)
-        s1 = np.zeros((n, len(l1_vec)), np.float32)
-        s2 = np.zeros((n, len(l2_vec)), np.float32)
-        total = np.zeros(n, np.float32)
-        for name in self._text_modalities(dataset):
-            m = dataset.modalities[name]
-            field = m.feature.split(".", 1)[1]
-            w = self.field_weights.get(field, 1.0) * m.present.astype(np.float32)
-            vec = m.vectors / np.maximum(np.linalg.norm(m.vectors, axis=1, keepdims=True), 1e-12)
-            s1 += w[:, None] * (vec @ l1_vec.T)
-            s2 += w[:, None] * (vec @ l2_vec.T)
-            total += w
-        total = np.maximum(total, 1e-12)[:, None]
-        return s1 / total, s2 / total
+        text = self._mean_text(dataset)
+        return text @ l1_vec.T, text @ l2_vec.T
 
     def predict(self, dataset: ClassificationDataset) -> Predictions:
         """Consistent L1/L2 predictions for every row (rows without text get uniform confidences).
