@@ -56,8 +56,8 @@ from pathlib import Path
 import numpy as np
 
 import vidlens
-from vidlens.retrieval.copy_descriptors import CopyDescriptorConfig, as_dict
-from vidlens.retrieval.dedup import DEFAULT_THRESHOLD, FrameWhitening, align, library_copy_vectors
+from vidlens.retrieval.copy_descriptors import CopyDescriptorConfig, CopyVectors, as_dict
+from vidlens.retrieval.dedup import DEFAULT_THRESHOLD, FrameWhitening, align, fit_whitening, library_copy_vectors
 from vidlens.retrieval.embedder import l2n
 from vidlens.retrieval.metrics import micro_average_precision
 
@@ -239,14 +239,17 @@ def main() -> None:
     print(f"frames extracted for {ext.videos} videos in {time.perf_counter() - t:.0f} s; errors: {ext.errors[:3]}",
           file=sys.stderr)
 
-    def stored(path: Path) -> np.ndarray | None:
+    def stored(path: Path) -> CopyVectors | None:
+        """The stored 1-fps frame vectors in the copy descriptors' shape (no edited pairs)."""
         s = lib.features(id_of[path]).sequence("frames")
-        return None if s is None or not len(s) else np.asarray(s, np.float32)
+        if s is None or not len(s):
+            return None
+        s = np.asarray(s, np.float32)
+        return CopyVectors(s, np.arange(len(s), dtype=np.float32), np.zeros((0, 2, s.shape[1]), np.float32))
 
     everything = [*refs, *held, *(j[1] for j in jobs)]
-    descriptor_sets: dict[str, dict[Path, np.ndarray]] = {
+    descriptor_sets: dict[str, dict[Path, CopyVectors]] = {
         "stored 1-fps frame vectors": {p: s for p in everything if (s := stored(p)) is not None}}
-    pair_sets: dict[str, dict[Path, np.ndarray]] = {}
     default = "copy descriptors now (library default)"
     configs = {"copy descriptors of 2026-12-06": replace(CopyDescriptorConfig(), **PREVIOUS),
                default: CopyDescriptorConfig()}
@@ -257,16 +260,15 @@ def main() -> None:
         t = time.perf_counter()
         vecs = library_copy_vectors(lib, config=cfg)
         timings[name] = time.perf_counter() - t
-        descriptor_sets[name] = {p: vecs[id_of[p]].vectors for p in everything if id_of[p] in vecs}
-        pair_sets[name] = {p: vecs[id_of[p]].pairs for p in everything if id_of[p] in vecs}
+        descriptor_sets[name] = {p: vecs[id_of[p]] for p in everything if id_of[p] in vecs}
         print(f"{name}: {timings[name]:.0f} s (0 when cached)", file=sys.stderr)
-    video_seconds = sum(probe(p).duration or 0.0 for p in [*refs, *held, *(j[1] for j in jobs)])
+    video_seconds = sum(probe(p).duration or 0.0 for p in everything)
     print(f"{video_seconds:.0f} s of video in all", file=sys.stderr)
 
     # scene groups, from file numbering verified by the stored vectors (whitened on the references)
     base = descriptor_sets["stored 1-fps frame vectors"]
-    w0 = FrameWhitening(dim=args.dim).fit(np.concatenate([base[p] for p in refs if p in base]))
-    means = {p: l2n(w0.transform(base[p]).mean(0, keepdims=True))[0] for p in clips if p in base}
+    w0 = fit_whitening([base[p] for p in refs if p in base], FrameWhitening(dim=args.dim))
+    means = {p: l2n(w0.transform(base[p].vectors).mean(0, keepdims=True))[0] for p in clips if p in base}
     group = scene_groups(clips, means, args.group_neighbour_sim, args.group_any_sim)
     held_groups = {group[p] for p in held}
     grouped_refs = [p for p in refs if group[p] not in held_groups]
@@ -278,19 +280,14 @@ def main() -> None:
                                   "copy_descriptor_config": as_dict(CopyDescriptorConfig()),
                                   "descriptor_seconds": timings, "video_seconds": video_seconds, "rows": []}
 
-    def fitted(name: str, fit_on: list[Path]) -> FrameWhitening:
-        seqs, pairs = descriptor_sets[name], pair_sets.get(name, {})
-        edited = [pairs[p] for p in fit_on if len(pairs.get(p, ()))]
-        return FrameWhitening(dim=args.dim).fit(np.concatenate([seqs[p] for p in fit_on if p in seqs]),
-                                                np.concatenate(edited) if edited else None)
-
     fits = [(name, protocol, ref_set, "references")
             for name in descriptor_sets for protocol, ref_set in (("original", refs), ("scene-grouped", grouped_refs))]
     fits.insert(5, (default, "original", refs, "whole library"))  # what `vidlens dedup` does
     for name, protocol, ref_set, fit_on in fits:
-        seqs = descriptor_sets[name]
+        seqs = {p: entry.vectors for p, entry in descriptor_sets[name].items()}
         ref_ok = [p for p in ref_set if p in seqs]
-        whitening = fitted(name, ref_ok if fit_on == "references" else [p for p in everything if p in seqs])
+        fit_paths = ref_ok if fit_on == "references" else [p for p in everything if p in seqs]
+        whitening = fit_whitening([descriptor_sets[name][p] for p in fit_paths], FrameWhitening(dim=args.dim))
         ref_desc = {p: whitening.transform(seqs[p]) for p in ref_ok}
         queries = [(whitening.transform(seqs[dst]), src if src in pos_src and src in ref_desc else None,
                     kind, is_dev(src))
