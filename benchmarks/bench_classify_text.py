@@ -57,8 +57,12 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def load(name: str, embedder: TextEmbedder):
+def load(name: str, embedder: TextEmbedder, taxonomy: str | None = None):
+    """The config and its dataset; ``taxonomy`` ("from-data" or a file) replaces the config's taxonomy."""
     config = TrainConfig.load(CONFIGS / f"{name}.toml")
+    if taxonomy is not None:
+        taxonomy = taxonomy if taxonomy == "from-data" else str(Path(taxonomy).resolve())
+        config = config.model_copy(update={"data": config.data.model_copy(update={"taxonomy": taxonomy})})
     rows = read_rows(config.data.path)
     if name.startswith("bilibili"):
         # Three scraped rows carry a URL instead of a category: leave them out (reported).
@@ -182,11 +186,24 @@ def run_split(config, ds, split, zs):
     return result, trained, zero, baselines(ds, split)
 
 
-def bench(name: str, embedder: TextEmbedder, extend: bool) -> dict:
-    config, ds = load(name, embedder)
+def fold_labels(ds, labels: list[str]) -> np.ndarray:
+    """Each row's L2 as its index in the taxonomy made from the rows themselves, so that the stratified
+    folds are the same whichever taxonomy file (and so whichever class order) is configured."""
+    names = [ds.taxonomy.l2_names[i] for i in ds.l2 if i >= 0]
+    rows = [{labels[0]: ds.taxonomy.parent(n), labels[1]: n} for n in names]  # in the data's order
+    order = {n: i for i, n in enumerate(taxonomy_from_rows(rows, labels).l2_names)}
+    remap = np.array([order.get(n, -1) for n in ds.taxonomy.l2_names])
+    return np.where(ds.l2 >= 0, remap[np.maximum(ds.l2, 0)], -1)
+
+
+def bench(name: str, embedder: TextEmbedder, extend: bool, taxonomy: str | None = None) -> dict:
+    config, ds = load(name, embedder, taxonomy)
+    if taxonomy is not None:  # reports of another taxonomy do not overwrite the config's own
+        name = f"{name}-{'names' if taxonomy == 'from-data' else Path(taxonomy).stem}"
     zs = ZeroShotClassifier(ds.taxonomy, embedder, name=f"{name}-zero-shot")
     if name.startswith("bilibili"):
-        folds = kfold_splits(ds.l2, folds=5, val=config.data.split.val, seed=config.data.split.seed)
+        folds = kfold_splits(fold_labels(ds, config.data.labels), folds=5, val=config.data.split.val,
+                             seed=config.data.split.seed)
     else:
         s = config.data.split
         folds = [make_splits(ds.l2, val=s.val, test=s.test, seed=s.seed)]
@@ -274,6 +291,8 @@ def main() -> None:
     parser.add_argument("--extend", action="store_true", help="also measure adding a held-out NLPCC class")
     parser.add_argument("--extend-only", action="store_true", help="only the NLPCC category-extension run")
     parser.add_argument("--nlpcc-config", default="nlpcc_hmc", help="config name for NLPCC (in configs/)")
+    parser.add_argument("--bilibili-taxonomy", default=None,
+                        help="replace bilibili.toml's taxonomy: 'from-data' (names only) or a taxonomy file")
     args = parser.parse_args()
     torch.set_num_threads(1)
     embedder = TextEmbedder("muse_v3", cache_dir=OUT / "cache")
@@ -287,12 +306,13 @@ def main() -> None:
     results = []
     for name in args.datasets:
         config_name = args.nlpcc_config if name == "nlpcc" else name
-        res = bench(config_name, embedder, args.extend and name == "nlpcc")
-        res["dataset"] = name
+        res = bench(config_name, embedder, args.extend and name == "nlpcc",
+                    args.bilibili_taxonomy if name == "bilibili" else None)
+        res["config"], res["dataset"] = res["dataset"], name
         results.append(res)
         log(json.dumps(res, ensure_ascii=False))
     OUT.mkdir(exist_ok=True)
-    name = "bench_classify_text-" + "-".join(args.nlpcc_config if d == "nlpcc" else d for d in args.datasets) + ".json"
+    name = "bench_classify_text-" + "-".join(r["config"] for r in results) + ".json"
     (OUT / name).write_text(json.dumps(results, ensure_ascii=False, indent=2))
     print(json.dumps(results, ensure_ascii=False, indent=2))
 
