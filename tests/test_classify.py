@@ -429,3 +429,47 @@ def test_prototypes_take_in_the_training_examples(tmp_path):
     assert 0.0 <= blend["weight"] <= 1.0 and clf.zero_shot_weight == blend["weight"]
     again = TrainedClassifier.load(clf.save(tmp_path / "protos"))
     np.testing.assert_allclose(again.predict(test).l2_probs, clf.predict(test).l2_probs, atol=1e-6)
+
+
+def test_top_down_decoding_reads_the_level_1_marginal_first():
+    from vidlens.classify.predictions import Predictions
+
+    tax = Taxonomy.from_records([{"name": "A", "children": [{"name": "a1"}]},
+                                 {"name": "B", "children": [{"name": "b1"}, {"name": "b2"}, {"name": "b3"}]}])
+    # a1 is the single most confident pair, but B's children hold more confidence together
+    l2 = np.array([[0.4, 0.25, 0.2, 0.15], [0.7, 0.1, 0.1, 0.1]], np.float32)
+    l1 = np.array([[0.4, 0.6], [0.7, 0.3]], np.float32)
+    pred = Predictions(ids=["x", "y"], taxonomy=tax, l2_probs=l2, l1_probs=l1)
+    names = lambda idx, level: [getattr(tax, f"{level}_names")[i] for i in idx]  # noqa: E731
+    assert names(pred.l2_pred, "l2") == ["a1", "a1"] and names(pred.l1_pred, "l1") == ["A", "A"]
+    top = pred.decoded("top_down")
+    assert names(top.l2_pred, "l2") == ["b1", "a1"] and names(top.l1_pred, "l1") == ["B", "A"]
+    assert pred.decoding == "joint" and top.records()[0]["l1"] == "B" and top.records()[0]["l2"] == "b1"
+    with pytest.raises(ValueError, match="decoding"):
+        pred.decoded("greedy")
+
+
+def test_decoding_auto_is_chosen_on_validation_and_saved(tmp_path):
+    ds, _rows, _tax = _rows_dataset(tmp_path)
+    embedder = TextEmbedder(CharBagEncoder())
+    splits = make_splits(ds.l2, val=0.3, test=0.2, seed=0)
+    base = {"name": "dec", "model": {"modalities": [{"name": "title", "kind": "vector"}]},
+            "train": {"epochs": 2, "lr": 1e-3, "batch_size": 16, "metric": "l1_accuracy", "decoding": "auto"}}
+    clf = fit(TrainConfig.from_dict(base), ds, splits, embedder=embedder).classifier
+    chosen = clf.metrics["training"]["decoding"]
+    assert chosen["decoding"] == clf.decoding and set(chosen["validation"]) == {"joint", "top_down"}
+    best = max(chosen["validation"].values())
+    assert chosen["validation"][clf.decoding] == best
+    assert chosen["decoding"] == "joint" or chosen["validation"]["joint"] < best  # ties go to joint
+    clf.decoding = "top_down"
+    again = TrainedClassifier.load(clf.save(tmp_path / "dec"))
+    test = ds.subset(splits["test"])
+    assert again.decoding == "top_down" and (again.predict(test).l2_pred == clf.predict(test).l2_pred).all()
+    assert "top-down" in (tmp_path / "dec" / "card.md").read_text()
+
+    blended = {**base, "train": {**base["train"], "zero_shot_blend": True}}  # chosen with the blend's share
+    clf = fit(TrainConfig.from_dict(blended), ds, splits, embedder=embedder).classifier
+    assert clf.metrics["training"]["zero_shot_blend"]["decoding"] == clf.decoding
+    no_val = make_splits(ds.l2, val=0.0, test=0.2, seed=0)
+    with pytest.raises(ConfigError, match="validation split"):
+        fit(TrainConfig.from_dict(base), ds, no_val, embedder=embedder)

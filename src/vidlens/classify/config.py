@@ -147,6 +147,11 @@ class TrainingLoop(BaseModel):
         "text vectors, normalise(w * name + sum of examples), a nearest-prototype classifier whose prior is the "
         "category's description; w in 1, 2, 3, the parent's weight in 0.5, 1, 2 and the mixing share in 0, "
         "0.1, ..., 1 are chosen together on the validation split")
+    decoding: Literal["joint", "top_down", "auto"] = Field(
+        "joint", description="how predictions are read from the confidences: 'joint' (the most confident "
+        "(L1, L2) pair), 'top_down' (the L1 whose children hold the most confidence together, then its best "
+        "child; maximises expected L1 accuracy) or 'auto' (the better of the two on the validation split by "
+        "the selection metric, chosen together with the zero-shot blend; ties go to 'joint')")
 
 
 class TrainConfig(BaseModel):

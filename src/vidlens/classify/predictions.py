@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from vidlens.taxonomy import Taxonomy
+
+Decoding = Literal["joint", "top_down"]
+DECODINGS: tuple[str, ...] = ("joint", "top_down")
 
 
 @dataclass
@@ -29,6 +32,14 @@ class Predictions:
             decoding; used to measure how often the two heads disagree).
         independent_l2: (N,) argmax of the raw L2 scores (before consistent decoding).
         labels: (N, C2) bool per-class decisions of a multi-label head.
+        decoding: how the predicted pair is read from ``l2_probs``; both rules keep the predicted L1 the
+            parent of the predicted L2:
+
+            - ``"joint"``: the most confident (L1, L2) pair, i.e. the argmax of ``l2_probs``;
+            - ``"top_down"``: first the L1 whose children hold the most confidence together (the argmax
+              of the L1 marginal, which is what maximises expected L1 accuracy), then its most confident
+              child. When confidence is spread over many small classes of one parent, the joint argmax
+              can pick a lone child of another parent; top-down does not.
     """
 
     ids: list[str]
@@ -42,19 +53,37 @@ class Predictions:
     independent_l1: np.ndarray | None = None
     independent_l2: np.ndarray | None = None
     labels: np.ndarray | None = None
+    decoding: Decoding = "joint"
+
+    def __post_init__(self) -> None:
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {DECODINGS}, not {self.decoding!r}")
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @property
     def l2_pred(self) -> np.ndarray:
-        """(N,) predicted L2 index."""
-        return self.l2_probs.argmax(axis=1)
+        """(N,) predicted L2 index (by :attr:`decoding`)."""
+        if self.decoding == "joint" or not len(self.l2_probs):
+            return self.l2_probs.argmax(axis=1)
+        parents = self.taxonomy.l2_to_l1
+        marginal = np.zeros((len(self.l2_probs), self.taxonomy.num_l1), dtype=np.float64)
+        np.add.at(marginal.T, parents, self.l2_probs.T)
+        inside = parents[None, :] == marginal.argmax(axis=1)[:, None]
+        return np.where(inside, self.l2_probs, -np.inf).argmax(axis=1)
 
     @property
     def l1_pred(self) -> np.ndarray:
         """(N,) predicted L1 index: always the parent of the predicted L2."""
         return self.taxonomy.l2_to_l1[self.l2_pred]
+
+    def decoded(self, decoding: Decoding) -> Predictions:
+        """A copy that reads its predicted pair by ``decoding`` (confidences unchanged)."""
+        out = copy.copy(self)
+        out.decoding = decoding
+        out.__post_init__()
+        return out
 
     def mixed(self, other: Predictions, share: float) -> Predictions:
         """A copy whose confidences are ``(1 - share) * self + share * other`` (same rows and taxonomy).
@@ -116,4 +145,4 @@ class Predictions:
         return out
 
 
-__all__ = ["Predictions"]
+__all__ = ["DECODINGS", "Decoding", "Predictions"]

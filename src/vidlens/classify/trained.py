@@ -24,7 +24,7 @@ import torch
 
 from vidlens.classify.batches import iter_batches
 from vidlens.classify.dataset import ClassificationDataset, DatasetError
-from vidlens.classify.predictions import Predictions
+from vidlens.classify.predictions import Decoding, Predictions
 from vidlens.errors import ConfigError, NotFoundError
 from vidlens.models import MultimodalClassifier, check_encoder_versions
 from vidlens.models.multimodal_classifier import MODEL_FILE
@@ -56,6 +56,7 @@ class TrainedClassifier:
         max_steps: longest sequence fed to an aggregator.
         zero_shot: a zero-shot classifier over the same taxonomy whose confidences are mixed in.
         zero_shot_weight: its share ``a``: confidences are ``(1 - a) * model + a * zero-shot``.
+        decoding: how the predicted pair is read from the confidences (see ``Predictions.decoding``).
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class TrainedClassifier:
         max_steps: int = 32,
         zero_shot: ZeroShotClassifier | None = None,
         zero_shot_weight: float = 0.0,
+        decoding: Decoding = "joint",
     ):
         if model.taxonomy is None:
             raise ConfigError("a trained classifier needs a model with a taxonomy")
@@ -81,6 +83,7 @@ class TrainedClassifier:
         self.max_steps = max_steps
         self.zero_shot = zero_shot
         self.zero_shot_weight = zero_shot_weight
+        self.decoding = decoding
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -187,6 +190,7 @@ class TrainedClassifier:
             independent_l1=np.concatenate(ind1) if ind1 else None,
             independent_l2=np.concatenate(ind2) if ind2 else None,
             labels=np.concatenate(labels) if labels else None,
+            decoding=self.decoding,
         )
         loss = float(np.average(losses, weights=sizes)) if losses else 0.0
         if self.zero_shot is not None and self.zero_shot_weight > 0 and len(dataset):
@@ -208,6 +212,7 @@ class TrainedClassifier:
             "taxonomy_fingerprint": self.taxonomy.fingerprint(),
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "train_config": self.train_config,
+            "decoding": self.decoding,
         }
         if self.zero_shot is not None:
             meta, arrays = self.zero_shot.state()
@@ -266,6 +271,7 @@ class TrainedClassifier:
             max_steps=int(spec.get("max_steps", 32)),
             zero_shot=zero_shot,
             zero_shot_weight=weight,
+            decoding=spec.get("decoding", "joint"),
         )
 
     def card(self) -> str:
@@ -291,6 +297,9 @@ class TrainedClassifier:
         if self.zero_shot is not None:
             lines += [f"Confidences mix in zero-shot (category names against the text fields) with weight "
                       f"{self.zero_shot_weight} (chosen on validation).", ""]
+        if self.decoding != "joint":
+            lines += ["Predicted categories are read top-down: the level-1 category with the most confidence "
+                      "over its children, then its most confident child.", ""]
         for split in ("val", "test"):
             m = self.metrics.get(split)
             if m:

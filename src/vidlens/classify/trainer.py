@@ -22,6 +22,7 @@ from vidlens.classify.batches import iter_batches
 from vidlens.classify.config import TrainConfig, TrainingLoop
 from vidlens.classify.dataset import ClassificationDataset, DatasetError
 from vidlens.classify.metrics import classification_metrics
+from vidlens.classify.predictions import DECODINGS
 from vidlens.classify.trained import TrainedClassifier
 from vidlens.errors import ConfigError
 from vidlens.models import ModalityConfig, MultimodalClassifier, MultimodalClassifierConfig
@@ -170,6 +171,7 @@ def fit(
         train_config=config.to_dict(),
         splits={k: [dataset.ids[i] for i in v] for k, v in splits.items()},
         max_steps=config.data.max_steps,
+        decoding="joint" if loop.decoding == "auto" else loop.decoding,  # early stopping reads by this rule
     )
     optimizers = make_optimizers(model, loop)
     steps_per_epoch = math.ceil(len(train_idx) / loop.batch_size)
@@ -236,6 +238,8 @@ def fit(
         model.head.fit_thresholds(pred.l2_probs, dataset.multi_hot(val_idx))
     blend = (_fit_zero_shot_blend(classifier, dataset, train_idx, val_idx, loop, embedder, log)
              if loop.zero_shot_blend else None)
+    decoding = (_choose_decoding(classifier, dataset, val_idx, loop, log)
+                if loop.decoding == "auto" and not loop.zero_shot_blend else None)
     seconds = time.perf_counter() - t0
     classifier.metrics = {
         "training": {
@@ -246,6 +250,7 @@ def fit(
             "val_items": len(val_idx),
             "selection_metric": loop.metric,
             **({"zero_shot_blend": blend} if blend else {}),
+            **({"decoding": decoding} if decoding else {}),
         },
         "history": history,
     }
@@ -282,27 +287,59 @@ def _fit_zero_shot_blend(classifier: TrainedClassifier, dataset: ClassificationD
         weights = (*BLEND_WEIGHTS, 1.0)
     else:
         candidates, weights = {(None, None): base}, BLEND_WEIGHTS
-    # the network's loss does not see the mixture: choose by accuracy when the selection metric is the loss
-    metric = "l2_accuracy" if loop.metric == "loss" else loop.metric
+    metric = _choice_metric(loop)
     val = dataset.subset(val_idx)
     classifier.zero_shot = None
     network = classifier.predict(val, loop.eval_batch_size)
+    decodings = DECODINGS if loop.decoding == "auto" else (classifier.decoding,)
     scores: dict[tuple, float] = {}
     for key, zero_shot in candidates.items():
         zp = zero_shot.predict(val)
         for weight in weights:
-            scores[(*key, weight)] = _val_score(classification_metrics(network.mixed(zp, weight), val.l2), 0.0, metric)
-    # the best score; ties go to the smaller share, then to the first settings tried
-    best = max(scores, key=lambda k: (scores[k], -k[2]))
+            mixed = network.mixed(zp, weight)
+            for d in decodings:
+                scores[(*key, weight, d)] = _val_score(classification_metrics(mixed.decoded(d), val.l2), 0.0, metric)
+    # the best score; ties go to the smaller share, then to joint decoding, then to the first settings tried
+    best = max(scores, key=lambda k: (scores[k], -k[2], k[3] == "joint"))
     classifier.zero_shot = candidates[best[:2]]
     classifier.zero_shot_weight = best[2]
+    classifier.decoding = best[3]
     chosen = {"weight": best[2], "metric": metric, "validation_score": round(scores[best], 4)}
+    if loop.decoding == "auto":
+        chosen["decoding"] = best[3]
     if loop.prototypes:
         chosen |= {"name_weight": best[0], "l1_weight": best[1]}
     else:
-        chosen["validation"] = {str(k[2]): round(v, 4) for k, v in scores.items()}
+        chosen["validation"] = {str(k[2]): round(v, 4) for k, v in scores.items() if k[3] == best[3]}
     if log is not None:
         log(f"zero-shot blend: {chosen}")
+    return chosen
+
+
+def _choice_metric(loop: TrainingLoop) -> str:
+    """What post-training choices are made by: the network's loss does not see them, so accuracy stands in
+    for a ``loss`` selection metric."""
+    return "l2_accuracy" if loop.metric == "loss" else loop.metric
+
+
+def _choose_decoding(classifier: TrainedClassifier, dataset: ClassificationDataset, val_idx: np.ndarray,
+                     loop: TrainingLoop, log: Callable[[str], None] | None) -> dict[str, Any]:
+    """Set ``classifier.decoding`` to the better rule on the validation rows (ties: ``joint``).
+
+    Raises:
+        ConfigError: no validation rows to choose on.
+    """
+    if not len(val_idx):
+        raise ConfigError("train.decoding = 'auto' chooses on the validation split; give data.split.val > 0")
+    metric = _choice_metric(loop)
+    val = dataset.subset(val_idx)
+    pred = classifier.predict(val, loop.eval_batch_size)
+    scores = {d: _val_score(classification_metrics(pred.decoded(d), val.l2), 0.0, metric) for d in DECODINGS}
+    classifier.decoding = max(DECODINGS, key=lambda d: (scores[d], d == "joint"))
+    chosen = {"decoding": classifier.decoding, "metric": metric,
+              "validation": {d: round(v, 4) for d, v in scores.items()}}
+    if log is not None:
+        log(f"decoding: {chosen}")
     return chosen
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vidlens.classify.dataset import ClassificationDataset, DatasetError
-from vidlens.classify.predictions import Predictions
+from vidlens.classify.predictions import Decoding, Predictions
 from vidlens.classify.sources import ModalitySource, TextEmbedder, dataset_from_library
 from vidlens.features.featureset import TEXT_FIELDS
 from vidlens.models.versions import ModelVersionError
@@ -25,6 +25,9 @@ from vidlens.taxonomy import Category, Taxonomy
 
 if TYPE_CHECKING:
     from vidlens.library import Library
+
+# How zero-shot reads its predicted pair (see Predictions.decoding).
+DEFAULT_DECODING: Decoding = "joint"
 
 DEFAULT_FIELD_WEIGHTS: dict[str, float] = {
     "title": 1.0,
@@ -66,6 +69,7 @@ class ZeroShotClassifier:
         l1_weight: weight of the parent's similarity in an L2's score.
         temperature: softmax temperature of the confidences.
         name: shown in outputs.
+        decoding: how the predicted pair is read from the confidences (see ``Predictions.decoding``).
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class ZeroShotClassifier:
         l1_weight: float = 0.5,
         temperature: float = 0.05,
         name: str = "zero-shot",
+        decoding: Decoding = DEFAULT_DECODING,
     ):
         self.taxonomy = taxonomy
         self.embedder = embedder
@@ -83,6 +88,7 @@ class ZeroShotClassifier:
         self.l1_weight = l1_weight
         self.temperature = temperature
         self.name = name
+        self.decoding = decoding
         self.l1_vectors_: np.ndarray | None = None
         self.l2_vectors_: np.ndarray | None = None
 
@@ -96,7 +102,8 @@ class ZeroShotClassifier:
         category vectors (arrays)."""
         l1, l2 = self.category_vectors()
         meta = {"encoder_version": self.encoder_version, "field_weights": self.field_weights,
-                "l1_weight": self.l1_weight, "temperature": self.temperature, "name": self.name}
+                "l1_weight": self.l1_weight, "temperature": self.temperature, "name": self.name,
+                "decoding": self.decoding}
         return meta, {"l1_vectors": l1, "l2_vectors": l2}
 
     @classmethod
@@ -104,7 +111,7 @@ class ZeroShotClassifier:
         """Rebuild from :meth:`state`; the category vectors are kept, so no text encoder is needed."""
         zs = cls(taxonomy, _EncoderVersion(meta["encoder_version"]), field_weights=meta["field_weights"],
                  l1_weight=float(meta["l1_weight"]), temperature=float(meta["temperature"]),
-                 name=meta.get("name", "zero-shot"))
+                 name=meta.get("name", "zero-shot"), decoding=meta.get("decoding", "joint"))
         zs.l1_vectors_ = np.asarray(arrays["l1_vectors"], np.float32)
         zs.l2_vectors_ = np.asarray(arrays["l2_vectors"], np.float32)
         if zs.l1_vectors_.shape[0] != taxonomy.num_l1 or zs.l2_vectors_.shape[0] != taxonomy.num_l2:
@@ -157,7 +164,7 @@ class ZeroShotClassifier:
 
         out = ZeroShotClassifier(self.taxonomy, self.embedder, self.field_weights,
                                  self.l1_weight if l1_weight is None else l1_weight, self.temperature,
-                                 name=f"{self.name}+examples")
+                                 name=f"{self.name}+examples", decoding=self.decoding)
         out.l1_vectors_ = unit(name_weight * l1v + sums1)
         out.l2_vectors_ = unit(name_weight * l2v + sums2)
         return out
@@ -230,6 +237,7 @@ class ZeroShotClassifier:
             model=self.name,
             independent_l1=s1.argmax(axis=1),
             independent_l2=s2.argmax(axis=1),
+            decoding=self.decoding,
         )
 
     def dataset_from_library(
