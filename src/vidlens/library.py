@@ -178,7 +178,7 @@ class Library:
             model: a trained model's name or folder (default: the newest model in ``models/``; zero-shot
                 over the shipped or given taxonomy when there is none).
             zero_shot: classify from category names even when a trained model exists.
-            taxonomy: a taxonomy file for zero-shot (default: the shipped one).
+            taxonomy: a taxonomy file for zero-shot (default: the library's own, else the shipped one).
             top_k: categories listed per video.
 
         Returns:

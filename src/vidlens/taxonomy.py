@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_TAXONOMY = Path(__file__).parent / "data" / "default_taxonomy.yaml"
+LIBRARY_TAXONOMY_FILE = "taxonomy.yaml"  # a library's own taxonomy, in its root folder
 CSV_FIELDS = ("name", "parent", "description", "aliases", "keywords")
 _LIST_SEPARATOR = "|"
 _RECORD_KEYS = {"name", "parent", "description", "aliases", "keywords", "children", "level"}
@@ -219,7 +220,13 @@ class Taxonomy:
     def save(self, path: str | Path) -> None:
         """Write to ``.yaml``/``.yml``, ``.json`` (nested records) or ``.csv`` (flat), by extension."""
         path = Path(path)
-        suffix = path.suffix.lower()
+        text = self.dumps(path.suffix, where=str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    def dumps(self, suffix: str = ".yaml", where: str = "taxonomy") -> str:
+        """The text :meth:`save` writes for a file ending in ``suffix`` (``.yaml``, ``.json`` or ``.csv``)."""
+        suffix = suffix.lower()
         if suffix in (".yaml", ".yml"):
             text = _yaml().safe_dump(
                 {"categories": self.to_records()},
@@ -246,9 +253,8 @@ class Taxonomy:
                 )
             text = buffer.getvalue()
         else:
-            raise TaxonomyError(f"{path}: unknown taxonomy format {suffix!r} (use .yaml, .json or .csv)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+            raise TaxonomyError(f"{where}: unknown taxonomy format {suffix!r} (use .yaml, .json or .csv)")
+        return text
 
     # ---- lookups -----------------------------------------------------------------------------
 
@@ -383,6 +389,32 @@ class Taxonomy:
         self._set([*self._categories, category])
         return Category(**asdict(category))
 
+    def update(
+        self,
+        name: str,
+        description: str | None = None,
+        aliases: Sequence[str] | None = None,
+        keywords: Sequence[str] | None = None,
+    ) -> Category:
+        """Replace what describes a category (``None`` leaves a field as it is); names and indices stay.
+
+        Raises:
+            NotFoundError: no such category.
+            DuplicateCategoryError: an alias is taken by another category.
+        """
+        canonical = self.resolve(name)
+        updated = [Category(**asdict(c)) for c in self._categories]
+        for c in updated:
+            if c.name == canonical:
+                if description is not None:
+                    c.description = description
+                if aliases is not None:
+                    c.aliases = list(aliases)
+                if keywords is not None:
+                    c.keywords = list(keywords)
+        self._set(updated)
+        return Category(**asdict(self._by_name[canonical]))
+
     def rename(self, old: str, new: str) -> None:
         """Rename a category (children follow); its index does not change.
 
@@ -438,6 +470,30 @@ class Taxonomy:
         removed = {canonical, *kids}
         self._set([Category(**asdict(c)) for c in self._categories if c.name not in removed])
         return [canonical, *kids]
+
+
+def library_taxonomy_path(root: str | Path) -> Path:
+    """Where a library keeps its own taxonomy (``LIBRARY/taxonomy.yaml``)."""
+    return Path(root) / LIBRARY_TAXONOMY_FILE
+
+
+def library_taxonomy(root: str | Path) -> tuple[Taxonomy, str]:
+    """A library's own taxonomy and ``"library"``, or the shipped default and ``"default"`` when it has none.
+
+    Raises:
+        TaxonomyError: the library's file is invalid (the error names it).
+    """
+    path = library_taxonomy_path(root)
+    return (Taxonomy.load(path), "library") if path.is_file() else (Taxonomy.default(), "default")
+
+
+def save_library_taxonomy(root: str | Path, taxonomy: Taxonomy) -> Path:
+    """Write a library's taxonomy atomically (a crash leaves the old file whole); returns the path."""
+    path = library_taxonomy_path(root)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # save() picks the format by suffix
+    taxonomy.save(tmp)
+    tmp.replace(path)
+    return path
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -565,6 +621,7 @@ def _yaml_error() -> type[Exception]:
 
 
 __all__ = [
+    "LIBRARY_TAXONOMY_FILE",
     "Category",
     "CategoryCycleError",
     "DuplicateCategoryError",
@@ -572,4 +629,7 @@ __all__ = [
     "Taxonomy",
     "TaxonomyError",
     "UnknownParentError",
+    "library_taxonomy",
+    "library_taxonomy_path",
+    "save_library_taxonomy",
 ]

@@ -172,8 +172,11 @@ def list_models(lib: Library) -> list[str]:
 
 
 def zero_shot_for_library(lib: Library, taxonomy: Taxonomy | None = None) -> ZeroShotClassifier:
-    """A zero-shot classifier over the library's text features (default taxonomy unless given)."""
-    return ZeroShotClassifier(taxonomy or Taxonomy.default(), embedder_for_library(lib))
+    """A zero-shot classifier over the library's text features, with ``taxonomy`` or else the library's own
+    (``LIBRARY/taxonomy.yaml``, edited by ``vidlens taxonomy``), or else the shipped default."""
+    from vidlens.taxonomy import library_taxonomy
+
+    return ZeroShotClassifier(taxonomy or library_taxonomy(lib.root)[0], embedder_for_library(lib))
 
 
 # ---- evaluation ----------------------------------------------------------------------------------

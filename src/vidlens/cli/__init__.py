@@ -14,6 +14,7 @@ from vidlens.cli import library as _library  # noqa: F401 - registers the comman
 from vidlens.cli import search as _search  # noqa: F401 - registers search, similar, dedup, index
 from vidlens.cli import serve as _serve  # noqa: F401 - registers `vidlens serve`
 from vidlens.cli import tags as _tags  # noqa: F401 - registers the tag commands
+from vidlens.cli import taxonomy as _taxonomy  # noqa: F401 - registers `vidlens taxonomy`
 from vidlens.cli._app import cli, err
 from vidlens.errors import VidlensError
 

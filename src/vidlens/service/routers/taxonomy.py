@@ -11,18 +11,15 @@ from vidlens.service import schemas
 from vidlens.service.routers._common import API
 from vidlens.service.security import require_token
 from vidlens.service.state import ServiceState, get_state
-from vidlens.taxonomy import Taxonomy, TaxonomyError
+from vidlens.taxonomy import LIBRARY_TAXONOMY_FILE, Taxonomy, TaxonomyError
 
 router = APIRouter(prefix=f"{API}/taxonomy", tags=["taxonomy"])
 State = Annotated[ServiceState, Depends(get_state)]
 
-TAXONOMY_FILE = "taxonomy.yaml"
-
-
 def taxonomy_path(state: ServiceState) -> Path:
     """Where the library keeps its own taxonomy (the classification engine may name another place)."""
     hook = state.hooks.get("taxonomy_path")
-    return hook(state) if hook else state.lib.root / TAXONOMY_FILE
+    return hook(state) if hook else state.lib.root / LIBRARY_TAXONOMY_FILE
 
 
 def load(state: ServiceState) -> tuple[Taxonomy, str]:
