@@ -215,6 +215,9 @@ def test_text_only_rows_train_the_same_model(tmp_path):
     kept = dataset_from_rows(bad, tax, fields={"title": ["title"]}, labels=["l1", "l2"],
                              embedder=TextEmbedder(CharBagEncoder()), skip_bad_labels=True)
     assert len(kept) == 90 and kept.source["skipped_bad_labels"] == 1
+    assert kept.source["skipped_examples"] == ["row bad (line 91): label '火星' is not a category of the taxonomy"
+                                               f" ({tax.num_l1} level-1 / {tax.num_l2} level-2 categories; add it"
+                                               " with `vidlens taxonomy add` or fix the label)"]
 
 
 def test_tfidf_text_branch_trains_from_a_config_and_keeps_its_idf(tmp_path):
@@ -354,6 +357,26 @@ def test_train_from_config_on_rows_then_evaluate(tmp_path):
     assert ev.metrics["n"] == card["test"]["n"]
     assert ev.metrics["l2_accuracy"] == pytest.approx(card["test"]["l2_accuracy"])
     assert report.is_file()
+
+
+def test_train_from_config_names_the_rows_it_leaves_out(tmp_path):
+    from vidlens.classify.runs import train_from_config
+
+    _ds, rows, tax = _rows_dataset(tmp_path)
+    tax.save(tmp_path / "tax.yaml")
+    bad = {"id": "bad", "title": "x", "l1": "https://b23.tv/x", "l2": "火星"}
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [*rows, bad]) + "\n",
+                                         encoding="utf-8")
+    path = tmp_path / "rows.toml"
+    path.write_text(
+        'name = "skip"\n[data]\nsource = "rows"\npath = "rows.jsonl"\nlabels = ["l1", "l2"]\n'
+        'taxonomy = "tax.yaml"\nskip_bad_labels = true\nfields = { title = ["title"] }\n'
+        '[[model.modalities]]\nname = "title"\nkind = "vector"\n[train]\nepochs = 1\n')
+    lines: list[str] = []
+    train_from_config(TrainConfig.load(path), None, tmp_path / "out", embedder=TextEmbedder(CharBagEncoder()),
+                      log=lines.append)
+    assert any(line.startswith("left out 1 row(s)") and "row bad" in line and "https://b23.tv/x" in line
+               for line in lines)
 
 
 def test_zero_shot_blend_is_chosen_on_validation_and_saved(tmp_path):

@@ -118,6 +118,10 @@ def train_from_config(
         # one encoder embeds the rows and, for train.zero_shot_blend, the category descriptions
         embedder = TextEmbedder(config.data.text_encoder, cache_dir=config.data.cache_dir)
     dataset = build_dataset(config, lib, embedder, progress)
+    skipped = dataset.source.get("skipped_bad_labels", 0)
+    if skipped and log is not None:
+        log(f"left out {skipped} row(s) whose labels are not in the taxonomy (data.skip_bad_labels), e.g. "
+            + "; ".join(dataset.source.get("skipped_examples", [])))
     labelled = dataset.labelled
     if labelled.sum() < 2:
         raise DatasetError(f"only {int(labelled.sum())} labelled item(s); training needs more")

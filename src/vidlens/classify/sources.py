@@ -435,6 +435,7 @@ def dataset_from_rows(
     extra: list[tuple[int, ...]] = []
     kept: list[Mapping[str, Any]] = []
     skipped: Counter = Counter()
+    examples: list[str] = []  # the first few skipped rows, as their errors name them
     for position, row in enumerate(rows):
         line = row.get("_line", position + 1)
         rid = str(row.get(id_field) or f"{name}-{line}")
@@ -446,6 +447,8 @@ def dataset_from_rows(
                 if not skip_bad_labels:
                     raise
                 skipped[str(exc).split(": ", 1)[-1][:60]] += 1
+                if len(examples) < 3:
+                    examples.append(str(exc))
                 continue
         else:
             first, rest = -1, ()
@@ -483,7 +486,8 @@ def dataset_from_rows(
         extra_l2=extra,
         encoder_versions=versions,
         titles=titles,
-        source={"kind": "rows", "name": name, "skipped_bad_labels": int(sum(skipped.values()))},
+        source={"kind": "rows", "name": name, "skipped_bad_labels": int(sum(skipped.values())),
+                **({"skipped_examples": examples} if examples else {})},
     )
 
 
