@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import vidlens
-from vidlens.classify import DatasetError, LabelError, ModalitySource, TextEmbedder, dataset_from_library
+from vidlens.classify import DatasetError, LabelError, ModalitySource, TextEmbedder, TrainConfig, dataset_from_library
 from vidlens.classify.runs import classify_files, classify_library
 from vidlens.classify.zeroshot import ZeroShotClassifier
 from vidlens.taxonomy import Taxonomy
@@ -211,3 +211,19 @@ lr = 0.01
 
     with pytest.raises(vidlens.VidlensError, match="tiny-text"):
         zero_shot_for_library(lib)
+
+
+def test_default_taxonomy_of_a_library_config_is_the_librarys_own(library):
+    from vidlens.classify.runs import build_dataset
+    from vidlens.taxonomy import library_taxonomy_path, save_library_taxonomy
+
+    lib, root = library
+    config = TrainConfig.from_dict({"name": "own", "data": {"source": "library"},
+                                    "model": {"modalities": [{"name": "title"}]}})
+    own = Taxonomy.load(root / "taxonomy.yaml")
+    save_library_taxonomy(lib.root, own)  # as `vidlens taxonomy import` or the HTTP API would
+    try:
+        ds = build_dataset(config, lib)
+        assert ds.taxonomy.fingerprint() == own.fingerprint() and len(ds) == 12
+    finally:
+        library_taxonomy_path(lib.root).unlink()

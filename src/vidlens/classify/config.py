@@ -64,7 +64,9 @@ class DataConfig(BaseModel):
     )
     labels: list[str] = Field(default_factory=lambda: ["labels"], description="rows: label columns, L1 first")
     id_field: str = "id"
-    taxonomy: str = Field("default", description="'default', 'from-data' (rows) or a taxonomy file")
+    taxonomy: str = Field("default", description="'default' (for source 'library': the library's own "
+                          "taxonomy.yaml when it has one; otherwise the shipped tree), 'from-data' (rows) or a "
+                          "taxonomy file")
     text_encoder: str = Field("muse_v3", description="rows: registry name of the text encoder")
     cache_dir: str | None = Field(None, description="rows: folder caching text embeddings")
     skip_bad_labels: bool = False

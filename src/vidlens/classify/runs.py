@@ -37,9 +37,15 @@ if TYPE_CHECKING:
     from vidlens.library import Library
 
 
-def load_taxonomy(spec: str, rows: Sequence[dict] | None = None, labels: Sequence[str] | None = None) -> Taxonomy:
-    """``"default"`` (shipped), ``"from-data"`` (the label pairs in ``rows``) or a taxonomy file."""
+def load_taxonomy(spec: str, rows: Sequence[dict] | None = None, labels: Sequence[str] | None = None,
+                  lib: Library | None = None) -> Taxonomy:
+    """``"default"`` (the library's own taxonomy when ``lib`` has one, else the shipped one), ``"from-data"``
+    (the label pairs in ``rows``) or a taxonomy file."""
     if spec == "default":
+        if lib is not None:
+            from vidlens.taxonomy import library_taxonomy
+
+            return library_taxonomy(lib.root)[0]
         return Taxonomy.default()
     if spec == "from-data":
         if rows is None or not labels:
@@ -66,7 +72,7 @@ def build_dataset(
     if data.source == "library":
         if lib is None:
             raise ConfigError("data.source is 'library' but no library was given")
-        taxonomy = load_taxonomy(data.taxonomy)
+        taxonomy = load_taxonomy(data.taxonomy, lib=lib)
         sources = [ModalitySource(m.name, m.feature, m.kind) for m in config.model.modalities]
         return dataset_from_library(lib, sources, taxonomy, skip_unusable=data.skip_unusable)
     rows = read_rows(data.path)
