@@ -289,6 +289,15 @@ def test_zero_shot_is_hierarchy_consistent_and_checks_versions():
         zs.predict(ds)
 
 
+def test_category_texts_keep_each_keyword_on_its_own():
+    from vidlens.classify.zeroshot import category_texts
+    from vidlens.taxonomy import Category
+
+    c = Category(name="沙盒类", aliases=["Sandbox"], description="开放世界的建造与生存", keywords=["我的世界", "MC"])
+    assert category_texts(c) == ["沙盒类", "Sandbox", "开放世界的建造与生存", "我的世界", "MC"]
+    assert category_texts(Category(name="游戏", keywords=[" "])) == ["游戏"]
+
+
 def test_add_category_from_few_examples(synthetic):
     new = synthetic.taxonomy.l2_index["d2.s1"]
     old_rows = np.flatnonzero(synthetic.l2 != new)

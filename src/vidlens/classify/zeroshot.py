@@ -40,12 +40,12 @@ DEFAULT_FIELD_WEIGHTS: dict[str, float] = {
 
 
 def category_texts(category: Category) -> list[str]:
-    """The strings that describe a category: name, aliases, description and its keywords."""
+    """The strings that describe a category: name, aliases, description and each keyword on its own (a
+    keyword is a short text a title may share; joined into one string they blur into a list)."""
     texts = [category.name, *category.aliases]
     if category.description:
         texts.append(category.description)
-    if category.keywords:
-        texts.append("、".join(category.keywords))
+    texts.extend(category.keywords)
     return [t for t in texts if t.strip()]
 
 
