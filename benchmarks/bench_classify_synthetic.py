@@ -138,18 +138,24 @@ REDUNDANT = (
 )
 
 
+def validation_setup(ds):
+    """For the validation-only studies: an inner split whose early-stopping part is carved out of training
+    (so the validation videos stay unseen) and whose ``test`` is the validation split; and that split."""
+    split = make_splits(ds.l2, val=0.15, test=0.25, seed=0)
+    train = np.array(split["train"])
+    np.random.default_rng(1).shuffle(train)
+    stop = len(train) // 6
+    inner = {"train": list(train[stop:]), "val": list(train[:stop]), "test": split["val"]}
+    return inner, ds.subset(split["val"])
+
+
 def dropout_sweep(n: int) -> dict:
     """Validation-only: the cost of removing 10 % / 40 % of each modality, by modal-dropout rate."""
     out: dict = {}
     for data, modalities in (("complementary (default)", None), ("redundant", REDUNDANT)):
         extra = {"modalities": modalities} if modalities else {}
         ds = make_synthetic_dataset(n=n, num_l1=5, l2_per_l1=4, seed=0, **extra)
-        split = make_splits(ds.l2, val=0.15, test=0.25, seed=0)
-        train = np.array(split["train"])
-        np.random.default_rng(1).shuffle(train)
-        stop = len(train) // 6  # early stopping on a part of training: validation stays unseen
-        inner = {"train": list(train[stop:]), "val": list(train[:stop]), "test": split["val"]}
-        val = ds.subset(split["val"])
+        inner, val = validation_setup(ds)
         out[data] = {}
         for p in (0.0, 0.2, 0.4):
             rows = []
@@ -199,12 +205,7 @@ def regimes(n: int) -> dict:
                              ("no conflict, 97 % informative", no_conflict(0.97))):
         extra = {"modalities": modalities} if modalities else {}
         ds = make_synthetic_dataset(n=n, num_l1=5, l2_per_l1=4, seed=0, **extra)
-        split = make_splits(ds.l2, val=0.15, test=0.25, seed=0)
-        train = np.array(split["train"])
-        np.random.default_rng(1).shuffle(train)
-        stop = len(train) // 6  # early stopping on a part of training: validation stays unseen
-        inner = {"train": list(train[stop:]), "val": list(train[:stop]), "test": split["val"]}
-        val = ds.subset(split["val"])
+        inner, val = validation_setup(ds)
         out[data] = {}
         for p in (0.0, 0.4):
             rows = []

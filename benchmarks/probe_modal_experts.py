@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_classify_synthetic import config, no_conflict, remove
+from bench_classify_synthetic import config, no_conflict, remove, validation_setup
 
-from vidlens.classify import classification_metrics, fit, make_splits
+from vidlens.classify import classification_metrics, fit
 from vidlens.classify.batches import iter_batches
 from vidlens.classify.synthetic import make_synthetic_dataset
 
@@ -47,12 +47,7 @@ def product_accuracy(clf, data, with_head: bool) -> float:
 def main() -> None:
     torch.set_num_threads(1)
     ds = make_synthetic_dataset(n=3000, num_l1=5, l2_per_l1=4, seed=0, modalities=no_conflict(0.9))
-    split = make_splits(ds.l2, val=0.15, test=0.25, seed=0)
-    train = np.array(split["train"])
-    np.random.default_rng(1).shuffle(train)
-    stop = len(train) // 6  # early stopping on a part of training: validation stays unseen
-    inner = {"train": list(train[stop:]), "val": list(train[:stop]), "test": split["val"]}
-    val = ds.subset(split["val"])
+    inner, val = validation_setup(ds)
     removed = remove(val, 0.1, 0)
     print("| modal dropout | read as | L2 acc | cost of 10 % removed |\n|---|---|---|---|")
     for p in (0.0, 0.4):

@@ -1,18 +1,11 @@
 """End-to-end tests of the command line, run as a real subprocess."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+from _cli import run_vidlens
 
-
-def run(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "vidlens", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"vidlens {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+run = run_vidlens
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from _cli import run_vidlens
 
 import vidlens
 from vidlens.errors import MediaError, NotFoundError, VidlensError
@@ -494,12 +495,7 @@ def test_library_stops_making_edited_pairs_once_it_has_enough(clip_factory, tmp_
 
 # -- command line (a real subprocess) ---------------------------------------------------------------------
 
-def run(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "vidlens", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"vidlens {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+run = run_vidlens
 
 
 def test_cli_search_similar_dedup(lib):

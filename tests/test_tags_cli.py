@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from _cli import run_vidlens
 
-
-def run(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "vidlens", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"vidlens {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+run = run_vidlens
 
 
 @pytest.mark.timeout(1800)  # nine CLI processes: minutes on a machine shared with other jobs

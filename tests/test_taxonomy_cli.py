@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from _cli import run_vidlens
 
 from vidlens.taxonomy import Taxonomy, library_taxonomy, library_taxonomy_path, save_library_taxonomy
 
-
-def run(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "vidlens", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"vidlens {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+run = run_vidlens
 
 
 def test_library_taxonomy_falls_back_to_the_default_and_saves_atomically(tmp_path):
