@@ -38,11 +38,13 @@ def test_taxonomy_cli_edits_validates_and_refuses_bad_edits(tmp_path):
     run("-L", lib, "taxonomy", "add", "露营", "--parent", "户外", "--description", "帐篷与营地生活",
         "--keyword", "帐篷", "--keyword", "营地")
     run("-L", lib, "taxonomy", "describe", "烘焙", "--alias", "baking", "--keyword", "蛋糕")
+    run("-L", lib, "taxonomy", "describe", "baking", "--add-keyword", "面包", "--add-keyword", "蛋糕")
     run("-L", lib, "taxonomy", "rename", "徒步", "登山徒步")
     run("-L", lib, "taxonomy", "move", "烘焙", "户外")
     tax = Taxonomy.load(lib / "taxonomy.yaml")
     assert set(tax.children("户外")) == {"烘焙", "登山徒步", "露营"} and tax.children("美食") == ["家常菜"]
     assert tax.resolve("baking") == "烘焙"
+    assert [c.keywords for c in tax.categories if c.name == "烘焙"] == [["蛋糕", "面包"]]
 
     # bad edits: a clear error naming the problem, exit 2, and the file untouched
     before = (lib / "taxonomy.yaml").read_bytes()

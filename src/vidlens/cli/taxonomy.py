@@ -79,14 +79,21 @@ def taxonomy_add(ctx: CliContext, name: str, parent: str | None, description: st
 @click.option("--description", default=None, help="new description")
 @click.option("--alias", "aliases", multiple=True, help="replace the aliases (repeatable)")
 @click.option("--keyword", "keywords", multiple=True, help="replace the keywords (repeatable)")
+@click.option("--add-keyword", "more", multiple=True, help="add a keyword to those it has (repeatable)")
 @pass_ctx
 def taxonomy_describe(ctx: CliContext, name: str, description: str | None, aliases: tuple[str, ...],
-                      keywords: tuple[str, ...]) -> None:
-    """Replace a category's description, aliases or keywords (what is not given stays)."""
-    if description is None and not aliases and not keywords:
-        raise click.UsageError("give --description, --alias or --keyword")
-    _edit(ctx, lambda t: t.update(name, description=description, aliases=aliases or None,
-                                  keywords=keywords or None), f"described {name!r}")
+                      keywords: tuple[str, ...], more: tuple[str, ...]) -> None:
+    """Replace a category's description, aliases or keywords, or add keywords (what is not given stays)."""
+    if description is None and not aliases and not keywords and not more:
+        raise click.UsageError("give --description, --alias, --keyword or --add-keyword")
+
+    def change(tax) -> None:
+        current = {c.name: c for c in tax.categories}[tax.resolve(name)].keywords
+        base = list(keywords) if keywords else current
+        words = [*base, *(k for k in more if k not in base)] if (keywords or more) else None
+        tax.update(name, description=description, aliases=aliases or None, keywords=words)
+
+    _edit(ctx, change, f"described {name!r}")
 
 
 @taxonomy.command("rename")
