@@ -16,6 +16,7 @@ from vidlens.taxonomy import LIBRARY_TAXONOMY_FILE, Taxonomy, TaxonomyError
 router = APIRouter(prefix=f"{API}/taxonomy", tags=["taxonomy"])
 State = Annotated[ServiceState, Depends(get_state)]
 
+
 def taxonomy_path(state: ServiceState) -> Path:
     """Where the library keeps its own taxonomy (the classification engine may name another place)."""
     hook = state.hooks.get("taxonomy_path")
