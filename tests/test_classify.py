@@ -298,7 +298,7 @@ def test_category_texts_keep_each_keyword_on_its_own():
     assert category_texts(Category(name="游戏", keywords=[" "])) == ["游戏"]
 
 
-def test_add_category_from_few_examples(synthetic):
+def test_add_category_from_few_examples(synthetic, tmp_path):
     new = synthetic.taxonomy.l2_index["d2.s1"]
     old_rows = np.flatnonzero(synthetic.l2 != new)
     # Train on a taxonomy without d2.s1 (indices of the others are unchanged: it is the last L2).
@@ -322,6 +322,20 @@ def test_add_category_from_few_examples(synthetic):
     before = (clf.predict(base.subset(splits["test"])).l2_pred == base.l2[splits["test"]]).mean()
     assert on_new > 0.25 and on_old >= before - 0.05  # chance is 1/6; old classes kept
     assert extended.metrics["extensions"][0]["examples"] == 10
+
+    # under a level-1 category that is not the last one: the saved folder keeps the new index
+    under_first = add_category(clf, "d0.new", "d0", examples, base.subset(splits["train"]))
+    assert under_first.taxonomy.l2_names[-1] == "d0.new"
+    again = TrainedClassifier.load(under_first.save(tmp_path / "extended"))
+    assert again.taxonomy.l2_names == under_first.taxonomy.l2_names
+    rows = base.subset(splits["test"][:20])
+    rows = ClassificationDataset(**{**rows.__dict__, "taxonomy": under_first.taxonomy, "_token_cache": {}})
+    np.testing.assert_allclose(again.predict(rows).l2_probs, under_first.predict(rows).l2_probs, atol=1e-6)
+    # a folder written the old way (level 2 nested under parents, so reordered) is refused, with the reason
+    (tmp_path / "extended" / "taxonomy.json").write_text(
+        json.dumps({"categories": under_first.taxonomy.to_records(nested=True)}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="not in the order of the model's outputs"):
+        TrainedClassifier.load(tmp_path / "extended")
 
 
 def test_metrics_and_report(trained, synthetic, tmp_path):

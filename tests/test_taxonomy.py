@@ -78,6 +78,21 @@ def test_round_trip_through_files(default, tmp_path, suffix):
     assert again.l2_to_l1.tolist() == default.l2_to_l1.tolist()
 
 
+@pytest.mark.parametrize("suffix", [".yaml", ".json", ".csv"])
+def test_files_keep_the_indices_of_a_tree_whose_children_interleave(tmp_path, suffix):
+    # as taxonomies made from data come: level 2 in order of first appearance, parents interleaved
+    tax = Taxonomy.from_records([{"name": "A"}, {"name": "B"}, {"name": "a1", "parent": "A"},
+                                 {"name": "b1", "parent": "B"}, {"name": "a2", "parent": "A"}])
+    tax.add("a3", parent="A")  # add-category appends too
+    assert not tax.nesting_keeps_order()
+    path = tmp_path / f"t{suffix}"
+    tax.save(path)
+    again = Taxonomy.load(path)
+    assert again.l2_names == ["a1", "b1", "a2", "a3"] and again.fingerprint() == tax.fingerprint()
+    grouped = Taxonomy.from_records([{"name": "A", "children": [{"name": "a1"}]}, {"name": "B"}])
+    assert grouped.nesting_keeps_order() and "children" in grouped.dumps(".yaml")  # readable when it can be
+
+
 @pytest.mark.parametrize(
     ("records", "error", "named"),
     [

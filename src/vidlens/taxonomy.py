@@ -224,19 +224,29 @@ class Taxonomy:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
 
+    def nesting_keeps_order(self) -> bool:
+        """Whether listing level-2 categories under their parents keeps their indices: true when each
+        parent's children are consecutive and the parents come in level-1 order."""
+        return [n for a in self._l1 for n in self.children(a)] == self._l2
+
     def dumps(self, suffix: str = ".yaml", where: str = "taxonomy") -> str:
-        """The text :meth:`save` writes for a file ending in ``suffix`` (``.yaml``, ``.json`` or ``.csv``)."""
+        """The text :meth:`save` writes for a file ending in ``suffix`` (``.yaml``, ``.json`` or ``.csv``).
+
+        YAML and JSON nest level 2 under level 1 when that keeps every index (:meth:`nesting_keeps_order`),
+        and are flat records with ``parent`` otherwise, so that loading the file gives the same indices
+        (and fingerprint) as the taxonomy that wrote it: a trained model's outputs are indexed by them."""
         suffix = suffix.lower()
+        records = self.to_records(nested=self.nesting_keeps_order())
         if suffix in (".yaml", ".yml"):
             text = _yaml().safe_dump(
-                {"categories": self.to_records()},
+                {"categories": records},
                 allow_unicode=True,
                 sort_keys=False,
                 width=120,
                 default_flow_style=None,
             )
         elif suffix == ".json":
-            text = json.dumps({"categories": self.to_records()}, ensure_ascii=False, indent=2) + "\n"
+            text = json.dumps({"categories": records}, ensure_ascii=False, indent=2) + "\n"
         elif suffix == ".csv":
             buffer = io.StringIO()
             writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")

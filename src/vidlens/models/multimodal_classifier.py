@@ -403,6 +403,13 @@ class MultimodalClassifier(nn.Module):
 
             taxonomy = Taxonomy.load(folder / TAXONOMY_FILE)
         config = MultimodalClassifierConfig.from_dict(spec["config"])
+        if taxonomy is not None and list(config.l2_to_l1) != [int(v) for v in taxonomy.l2_to_l1]:
+            raise ConfigError(
+                f"{folder / TAXONOMY_FILE}: its level-2 categories are not in the order of the model's outputs. "
+                "Folders saved before 2026-12-07 listed level 2 under their parents, which reorders them "
+                "when a parent's children were not consecutive (a taxonomy 'from-data', or add-category); "
+                "retrain the model, or restore taxonomy.json in the order it was trained with"
+            )
         model = cls(config, encoder_versions=spec.get("encoder_versions", {}), taxonomy=taxonomy)
         if encoder_versions is not None:
             model.check_features(encoder_versions)
