@@ -382,6 +382,42 @@ def test_train_from_config_on_rows_then_evaluate(tmp_path):
     assert report.is_file()
 
 
+def test_classify_rows_with_a_rows_model_and_zero_shot(tmp_path):
+    from vidlens.classify.runs import classify_rows, model_dataset, train_from_config
+
+    _rows_dataset(tmp_path)  # writes rows.jsonl
+    path = tmp_path / "rows.toml"
+    path.write_text(
+        'name = "rows-model"\n[data]\nsource = "rows"\npath = "rows.jsonl"\nlabels = ["l1", "l2"]\n'
+        'taxonomy = "from-data"\nfields = { title = ["title"], summary = ["desc"] }\n'
+        '[[model.modalities]]\nname = "title"\n'
+        'text_branch = { out_dim = 8, embed_dim = 8, num_buckets = 500, word_ngrams = [] }\n'
+        '[[model.modalities]]\nname = "summary"\nkind = "vector"\n[train]\nepochs = 20\nlr = 0.01\nbatch_size = 16\n')
+    embedder = TextEmbedder(CharBagEncoder())
+    clf, folder = train_from_config(TrainConfig.load(path), None, tmp_path / "out", embedder=embedder)
+    new = tmp_path / "new.jsonl"
+    new.write_text('{"id": "a", "title": "今天的红烧肉真不错"}\n'
+                   '{"id": "b", "title": "今天的足球真不错", "desc": "关于足球"}\n'
+                   '{"id": "c", "title": "", "desc": ""}\n', encoding="utf-8")
+    again = TrainedClassifier.load(folder)
+    records = classify_rows(new, again, embedder=embedder, top_k=2)
+    assert [r["id"] for r in records] == ["a", "b", "c"] and len(records[0]["top_k"]) == 2
+    assert records[0]["modalities"] == ["title"] and records[1]["modalities"] == ["title", "summary"]
+    assert records[2] == {"id": "c", "error": "row has no text in title (title), summary (desc)"}
+    # the training rows, read the way training read them, get the model's own predictions
+    trained_rows = model_dataset(again, None, embedder)
+    expected = again.predict(trained_rows)
+    got = classify_rows(tmp_path / "rows.jsonl", again, embedder=embedder)
+    assert [r["l2"] for r in got] == [again.taxonomy.l2_names[i] for i in expected.l2_pred]
+
+    zero = classify_rows(new, None, taxonomy=clf.taxonomy, fields={"title": ["title"]}, embedder=embedder)
+    assert zero[0]["method"] == "zero-shot" and clf.taxonomy.parent(zero[0]["l2"]) == zero[0]["l1"]
+    library_model = TrainedClassifier.load(folder)
+    library_model.train_config = {**library_model.train_config, "data": {"source": "library"}}
+    with pytest.raises(ConfigError, match="trained on library videos"):
+        classify_rows(new, library_model, embedder=embedder)
+
+
 def test_train_from_config_names_the_rows_it_leaves_out(tmp_path):
     from vidlens.classify.runs import train_from_config
 

@@ -204,14 +204,20 @@ def model_dataset(
             raise ConfigError("this model was trained on a library; open it (-L LIBRARY)")
         return classifier.dataset_from_library(lib, require_labels=True, skip_unusable=config.data.skip_unusable)
     rows = read_rows(config.data.path)
-    fields = config.data.fields or {m: [m] for m in classifier.sources}
-    embedder = embedder or TextEmbedder(config.data.text_encoder, cache_dir=config.data.cache_dir)
-    text_branch = any(s["kind"] == "text" for s in classifier.sources.values())
+    fields, embedder, text_branch = _row_inputs(classifier, config, embedder)
     return dataset_from_rows(
         rows, classifier.taxonomy, fields=fields, labels=config.data.labels, embedder=embedder,
         id_field=config.data.id_field, text_branch=text_branch, skip_bad_labels=config.data.skip_bad_labels,
         name=Path(config.data.path).stem,
     )
+
+
+def _row_inputs(classifier: TrainedClassifier, config: TrainConfig, embedder: TextEmbedder | None
+                ) -> tuple[dict[str, list[str]], TextEmbedder, bool]:
+    """How a model trained on rows reads rows: columns per modality, the text encoder, n-gram texts or not."""
+    fields = config.data.fields or {m: [m] for m in classifier.sources}
+    embedder = embedder or TextEmbedder(config.data.text_encoder, cache_dir=config.data.cache_dir)
+    return fields, embedder, any(s["kind"] == "text" for s in classifier.sources.values())
 
 
 def evaluate_model(
@@ -292,6 +298,60 @@ def classify_library(
     ]
 
 
+ZERO_SHOT_ROW_FIELDS: dict[str, list[str]] = {"title": ["title"], "summary": ["summary", "desc", "description"]}
+
+
+def classify_rows(
+    path: str | os.PathLike,
+    classifier: TrainedClassifier | None = None,
+    *,
+    taxonomy: Taxonomy | None = None,
+    fields: dict[str, list[str]] | None = None,
+    top_k: int = 5,
+    embedder: TextEmbedder | None = None,
+) -> list[dict[str, Any]]:
+    """Classify text-only rows (``.jsonl``/``.json``/``.csv``: titles, summaries, no video file).
+
+    A model trained on rows reads the columns of its training config (``data.fields``, ``data.id_field``)
+    with its text encoder. Without a model, zero-shot over ``taxonomy`` (default: the shipped one) reads
+    ``fields`` (default :data:`ZERO_SHOT_ROW_FIELDS`; a field is one of the zero-shot text fields, e.g.
+    ``title`` or ``summary``, and names the columns joined as its text).
+
+    Returns:
+        One record per row (see :meth:`Predictions.records`); a row with no text in any field gets
+        ``{"id", "error"}``.
+
+    Raises:
+        ConfigError: the model was trained on library videos, not on rows.
+        ModelVersionError: ``embedder`` is another version than the model was trained with.
+        NotFoundError, DatasetError: the file is missing or malformed.
+    """
+    rows = read_rows(path)
+    if classifier is not None:
+        if classifier.train_config is None:
+            raise ConfigError(f"model {classifier.name!r} has no training config, so no row columns to read")
+        config = TrainConfig.from_dict(classifier.train_config, where=f"model {classifier.name} config")
+        if config.data.source != "rows":
+            raise ConfigError(f"model {classifier.name!r} was trained on library videos; classifying rows needs "
+                              "a model trained on text rows (data.source = 'rows'), or --zero-shot")
+        model_fields, embedder, text_branch = _row_inputs(classifier, config, embedder)
+        fields = fields or model_fields
+        tax, id_field = classifier.taxonomy, config.data.id_field
+        model: TrainedClassifier | ZeroShotClassifier = classifier
+    else:
+        fields = fields or ZERO_SHOT_ROW_FIELDS
+        embedder = embedder or TextEmbedder()
+        tax, id_field, text_branch = taxonomy or Taxonomy.default(), "id", False
+        model = ZeroShotClassifier(tax, embedder)
+    dataset = dataset_from_rows(rows, tax, fields=fields, labels=None, embedder=embedder, id_field=id_field,
+                                text_branch=text_branch, name=Path(path).stem)
+    records = model.predict(dataset).records(top_k=top_k, titles=dataset.titles)
+    empty = ~np.any([m.present for m in dataset.modalities.values()], axis=0)
+    wanted = ", ".join(f"{name} ({'/'.join(cols)})" for name, cols in fields.items())
+    return [{"id": r["id"], "error": f"row has no text in {wanted}"} if e else r
+            for r, e in zip(records, empty, strict=True)]
+
+
 def needed_modalities(classifier: TrainedClassifier | ZeroShotClassifier) -> list[str]:
     """The ``vidlens extract`` modalities a classifier reads."""
     if isinstance(classifier, ZeroShotClassifier):
@@ -349,6 +409,7 @@ __all__ = [
     "build_dataset",
     "classify_files",
     "classify_library",
+    "classify_rows",
     "default_report_path",
     "evaluate_model",
     "find_model",

@@ -126,6 +126,17 @@ def evaluate(ctx: CliContext, model: str | None, zero_shot: bool, taxonomy: str 
     out.print(f"report: {path}")
 
 
+def _parse_fields(values: tuple[str, ...]) -> dict[str, list[str]]:
+    fields = {}
+    for v in values:
+        name, sep, columns = v.partition("=")
+        if not sep or not name.strip() or not columns.strip():
+            raise click.BadParameter(f"{v!r}: use NAME=COLUMN[,COLUMN], e.g. summary=desc,dynamic",
+                                     param_hint="--field")
+        fields[name.strip()] = [c.strip() for c in columns.split(",") if c.strip()]
+    return fields
+
+
 @cli.command(name="classify")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("--model", "model", default=None, help="model name or folder (default: newest; none: zero-shot)")
@@ -134,19 +145,35 @@ def evaluate(ctx: CliContext, model: str | None, zero_shot: bool, taxonomy: str 
 @click.option("--id", "ids", multiple=True, help="only this video (id or prefix); repeatable")
 @click.option("--top-k", default=5, show_default=True, help="categories listed per video")
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="JSON lines file")
+@click.option("--rows", "rows_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="classify text-only rows (.jsonl/.json/.csv: titles, summaries) instead of videos")
+@click.option("--field", "fields", multiple=True, metavar="NAME=COL[,COL]",
+              help="with --rows: a text field and the columns joined as its text (default: the model's "
+                   "training columns; zero-shot: title=title and summary=summary,desc,description)")
 @engine_options
 @pass_ctx
 def classify_cmd(ctx: CliContext, paths: tuple[str, ...], model: str | None, zero_shot: bool, taxonomy: str | None,
-                 ids: tuple[str, ...], top_k: int, output, engine_name: str, address: str | None,
-                 workers: int | None, batch_size: int | None) -> None:
-    """Categories of the library's videos (or of PATHS, ingested and extracted first) as JSON lines:
-    id, l1, l2, confidences, top-k and the modalities present."""
-    from vidlens.classify.runs import classify_files, classify_library, find_model
+                 ids: tuple[str, ...], top_k: int, output, rows_path: str | None, fields: tuple[str, ...],
+                 engine_name: str, address: str | None, workers: int | None, batch_size: int | None) -> None:
+    """Categories of the library's videos (or of PATHS, ingested and extracted first, or of text --rows) as
+    JSON lines: id, l1, l2, confidences, top-k and the modalities present."""
+    from vidlens.classify.runs import classify_files, classify_library, classify_rows, find_model
     from vidlens.classify.trained import TrainedClassifier
-    from vidlens.taxonomy import Taxonomy
+    from vidlens.taxonomy import Taxonomy, library_taxonomy
 
     engine = make_engine(engine_name, address, workers, batch_size)
-    if engine.name != "local":
+    if fields and not rows_path:
+        raise click.UsageError("--field goes with --rows")
+    if rows_path:
+        if paths or ids or engine.name != "local":
+            raise click.UsageError("--rows classifies a rows file on its own: no PATHS, --id or --engine ray")
+        lib = _lib_or_none(ctx)
+        folder = None if zero_shot else find_model(model, lib)
+        classifier = TrainedClassifier.load(folder) if folder is not None else None
+        tax = Taxonomy.load(taxonomy) if taxonomy else (library_taxonomy(lib.root)[0] if lib else None)
+        records = classify_rows(rows_path, classifier, taxonomy=tax, fields=_parse_fields(fields) or None,
+                                top_k=top_k)
+    elif engine.name != "local":
         if paths:
             raise click.UsageError("--engine ray classifies library videos: run `vidlens ingest PATHS` and "
                                    "`vidlens extract --engine ray` first, then classify without PATHS")
