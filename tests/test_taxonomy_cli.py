@@ -43,7 +43,7 @@ def test_taxonomy_cli_edits_validates_and_refuses_bad_edits(tmp_path):
     run("-L", lib, "taxonomy", "move", "烘焙", "户外")
     tax = Taxonomy.load(lib / "taxonomy.yaml")
     assert set(tax.children("户外")) == {"烘焙", "登山徒步", "露营"} and tax.children("美食") == ["家常菜"]
-    assert tax.resolve("baking") == "烘焙"
+    assert tax.resolve("baking") == "烘焙" and tax.resolve("徒步") == "登山徒步"  # the old name stays an alias
     assert [c.keywords for c in tax.categories if c.name == "烘焙"] == [["蛋糕", "面包"]]
 
     # bad edits: a clear error naming the problem, exit 2, and the file untouched

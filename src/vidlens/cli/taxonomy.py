@@ -99,10 +99,20 @@ def taxonomy_describe(ctx: CliContext, name: str, description: str | None, alias
 @taxonomy.command("rename")
 @click.argument("old")
 @click.argument("new")
+@click.option("--drop-old-name", is_flag=True, help="do not keep OLD as an alias of NEW")
 @pass_ctx
-def taxonomy_rename(ctx: CliContext, old: str, new: str) -> None:
-    """Rename a category (its children follow; its index stays). Trained models keep the old name."""
-    _edit(ctx, lambda t: t.rename(old, new), f"renamed {old!r} to {new!r}")
+def taxonomy_rename(ctx: CliContext, old: str, new: str, drop_old_name: bool) -> None:
+    """Rename a category (its children follow; its index stays). OLD stays as an alias, so labels already
+    stored on videos still resolve; trained models keep the name they were trained with."""
+
+    def change(tax) -> None:
+        canonical = tax.resolve(old)
+        tax.rename(canonical, new)
+        if not drop_old_name:
+            aliases = {c.name: c for c in tax.categories}[new].aliases
+            tax.update(new, aliases=[*aliases, canonical])
+
+    _edit(ctx, change, f"renamed {old!r} to {new!r}" + ("" if drop_old_name else f" (alias {old!r} kept)"))
 
 
 @taxonomy.command("move")
