@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from vidlens.taxonomy import Taxonomy
 
 Decoding = Literal["joint", "top_down"]
-DECODINGS: tuple[str, ...] = ("joint", "top_down")
+DECODINGS: tuple[str, ...] = get_args(Decoding)
 
 
 @dataclass

@@ -17,17 +17,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vidlens.classify.dataset import ClassificationDataset, DatasetError
-from vidlens.classify.predictions import Decoding, Predictions
+from vidlens.classify.predictions import Predictions
 from vidlens.classify.sources import ModalitySource, TextEmbedder, dataset_from_library
 from vidlens.features.featureset import TEXT_FIELDS
 from vidlens.models.versions import ModelVersionError
+from vidlens.retrieval.embedder import l2n
 from vidlens.taxonomy import Category, Taxonomy
 
 if TYPE_CHECKING:
     from vidlens.library import Library
-
-# How zero-shot reads its predicted pair (see Predictions.decoding).
-DEFAULT_DECODING: Decoding = "joint"
 
 DEFAULT_FIELD_WEIGHTS: dict[str, float] = {
     "title": 1.0,
@@ -69,7 +67,6 @@ class ZeroShotClassifier:
         l1_weight: weight of the parent's similarity in an L2's score.
         temperature: softmax temperature of the confidences.
         name: shown in outputs.
-        decoding: how the predicted pair is read from the confidences (see ``Predictions.decoding``).
     """
 
     def __init__(
@@ -80,7 +77,6 @@ class ZeroShotClassifier:
         l1_weight: float = 0.5,
         temperature: float = 0.05,
         name: str = "zero-shot",
-        decoding: Decoding = DEFAULT_DECODING,
     ):
         self.taxonomy = taxonomy
         self.embedder = embedder
@@ -88,7 +84,6 @@ class ZeroShotClassifier:
         self.l1_weight = l1_weight
         self.temperature = temperature
         self.name = name
-        self.decoding = decoding
         self.l1_vectors_: np.ndarray | None = None
         self.l2_vectors_: np.ndarray | None = None
 
@@ -102,8 +97,7 @@ class ZeroShotClassifier:
         category vectors (arrays)."""
         l1, l2 = self.category_vectors()
         meta = {"encoder_version": self.encoder_version, "field_weights": self.field_weights,
-                "l1_weight": self.l1_weight, "temperature": self.temperature, "name": self.name,
-                "decoding": self.decoding}
+                "l1_weight": self.l1_weight, "temperature": self.temperature, "name": self.name}
         return meta, {"l1_vectors": l1, "l2_vectors": l2}
 
     @classmethod
@@ -111,7 +105,7 @@ class ZeroShotClassifier:
         """Rebuild from :meth:`state`; the category vectors are kept, so no text encoder is needed."""
         zs = cls(taxonomy, _EncoderVersion(meta["encoder_version"]), field_weights=meta["field_weights"],
                  l1_weight=float(meta["l1_weight"]), temperature=float(meta["temperature"]),
-                 name=meta.get("name", "zero-shot"), decoding=meta.get("decoding", "joint"))
+                 name=meta.get("name", "zero-shot"))
         zs.l1_vectors_ = np.asarray(arrays["l1_vectors"], np.float32)
         zs.l2_vectors_ = np.asarray(arrays["l2_vectors"], np.float32)
         if zs.l1_vectors_.shape[0] != taxonomy.num_l1 or zs.l2_vectors_.shape[0] != taxonomy.num_l2:
@@ -125,7 +119,7 @@ class ZeroShotClassifier:
         for name in self._text_modalities(dataset):
             m = dataset.modalities[name]
             w = self.field_weights.get(m.feature.split(".", 1)[1], 1.0) * m.present.astype(np.float32)
-            vec = m.vectors / np.maximum(np.linalg.norm(m.vectors, axis=1, keepdims=True), 1e-12)
+            vec = l2n(m.vectors)
             out = w[:, None] * vec if out is None else out + w[:, None] * vec
             total += w
         return (out / np.maximum(total, 1e-12)[:, None]).astype(np.float32)
@@ -133,8 +127,7 @@ class ZeroShotClassifier:
     def text_vectors(self, dataset: ClassificationDataset) -> np.ndarray:
         """(N, D) one unit vector per row: the field-weighted mean of its unit text vectors (zeros for a
         row without text)."""
-        out = self._mean_text(dataset)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return l2n(self._mean_text(dataset))
 
     def with_examples(self, dataset: ClassificationDataset, rows: np.ndarray, name_weight: float = 2.0,
                       l1_weight: float | None = None) -> ZeroShotClassifier:
@@ -159,14 +152,11 @@ class ZeroShotClassifier:
         sums1 = np.zeros_like(l1v)
         np.add.at(sums1, np.asarray(self.taxonomy.l2_to_l1)[l2], x)
 
-        def unit(v: np.ndarray) -> np.ndarray:
-            return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
         out = ZeroShotClassifier(self.taxonomy, self.embedder, self.field_weights,
                                  self.l1_weight if l1_weight is None else l1_weight, self.temperature,
-                                 name=f"{self.name}+examples", decoding=self.decoding)
-        out.l1_vectors_ = unit(name_weight * l1v + sums1)
-        out.l2_vectors_ = unit(name_weight * l2v + sums2)
+                                 name=f"{self.name}+examples")
+        out.l1_vectors_ = l2n(name_weight * l1v + sums1)
+        out.l2_vectors_ = l2n(name_weight * l2v + sums2)
         return out
 
     def category_vectors(self) -> tuple[np.ndarray, np.ndarray]:
@@ -237,7 +227,6 @@ class ZeroShotClassifier:
             model=self.name,
             independent_l1=s1.argmax(axis=1),
             independent_l2=s2.argmax(axis=1),
-            decoding=self.decoding,
         )
 
     def dataset_from_library(
