@@ -358,18 +358,26 @@ def test_metrics_and_report(trained, synthetic, tmp_path):
     assert global_average_precision(scores, np.array([[1, 0], [0, 1]])) == pytest.approx((1 + 2 / 3) / 2)
 
 
+TITLE_BRANCH = ('[[model.modalities]]\nname = "title"\n'
+                'text_branch = { out_dim = 8, embed_dim = 8, num_buckets = 500, word_ngrams = [] }\n')
+
+
+def _rows_config(tmp_path, data: str, model_and_train: str) -> TrainConfig:
+    """A training config over ``tmp_path/rows.jsonl`` (labels l1, l2): ``data`` adds lines to its [data]
+    section, ``model_and_train`` is the rest of the TOML."""
+    path = tmp_path / "rows.toml"
+    path.write_text('name = "rows-model"\n[data]\nsource = "rows"\npath = "rows.jsonl"\nlabels = ["l1", "l2"]\n'
+                    + data + model_and_train, encoding="utf-8")
+    return TrainConfig.load(path)
+
+
 def test_train_from_config_on_rows_then_evaluate(tmp_path):
     from vidlens.classify.runs import evaluate_model, model_dataset, train_from_config
 
     _rows_dataset(tmp_path)  # writes rows.jsonl
-    path = tmp_path / "rows.toml"
-    path.write_text(
-        'name = "rows-model"\n[data]\nsource = "rows"\npath = "rows.jsonl"\nlabels = ["l1", "l2"]\n'
-        'taxonomy = "from-data"\nfields = { title = ["title"] }\nsplit = { val = 0.2, test = 0.2, seed = 1 }\n'
-        '[[model.modalities]]\nname = "title"\n'
-        'text_branch = { out_dim = 8, embed_dim = 8, num_buckets = 500, word_ngrams = [] }\n'
-        '[train]\nepochs = 3\nbatch_size = 16\n')
-    config = TrainConfig.load(path)
+    config = _rows_config(
+        tmp_path, 'taxonomy = "from-data"\nfields = { title = ["title"] }\n'
+        'split = { val = 0.2, test = 0.2, seed = 1 }\n', f'{TITLE_BRANCH}[train]\nepochs = 3\nbatch_size = 16\n')
     embedder = TextEmbedder(CharBagEncoder())
     clf, folder = train_from_config(config, None, tmp_path / "out", embedder=embedder)
     card = json.loads((folder / "metrics.json").read_text())
@@ -386,15 +394,12 @@ def test_classify_rows_with_a_rows_model_and_zero_shot(tmp_path):
     from vidlens.classify.runs import classify_rows, model_dataset, train_from_config
 
     _rows_dataset(tmp_path)  # writes rows.jsonl
-    path = tmp_path / "rows.toml"
-    path.write_text(
-        'name = "rows-model"\n[data]\nsource = "rows"\npath = "rows.jsonl"\nlabels = ["l1", "l2"]\n'
-        'taxonomy = "from-data"\nfields = { title = ["title"], summary = ["desc"] }\n'
-        '[[model.modalities]]\nname = "title"\n'
-        'text_branch = { out_dim = 8, embed_dim = 8, num_buckets = 500, word_ngrams = [] }\n'
-        '[[model.modalities]]\nname = "summary"\nkind = "vector"\n[train]\nepochs = 20\nlr = 0.01\nbatch_size = 16\n')
+    config = _rows_config(
+        tmp_path, 'taxonomy = "from-data"\nfields = { title = ["title"], summary = ["desc"] }\n',
+        f'{TITLE_BRANCH}[[model.modalities]]\nname = "summary"\nkind = "vector"\n'
+        '[train]\nepochs = 20\nlr = 0.01\nbatch_size = 16\n')
     embedder = TextEmbedder(CharBagEncoder())
-    clf, folder = train_from_config(TrainConfig.load(path), None, tmp_path / "out", embedder=embedder)
+    clf, folder = train_from_config(config, None, tmp_path / "out", embedder=embedder)
     new = tmp_path / "new.jsonl"
     new.write_text('{"id": "a", "title": "今天的红烧肉真不错"}\n'
                    '{"id": "b", "title": "今天的足球真不错", "desc": "关于足球"}\n'
@@ -426,13 +431,10 @@ def test_train_from_config_names_the_rows_it_leaves_out(tmp_path):
     bad = {"id": "bad", "title": "x", "l1": "https://b23.tv/x", "l2": "火星"}
     (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [*rows, bad]) + "\n",
                                          encoding="utf-8")
-    path = tmp_path / "rows.toml"
-    path.write_text(
-        'name = "skip"\n[data]\nsource = "rows"\npath = "rows.jsonl"\nlabels = ["l1", "l2"]\n'
-        'taxonomy = "tax.yaml"\nskip_bad_labels = true\nfields = { title = ["title"] }\n'
-        '[[model.modalities]]\nname = "title"\nkind = "vector"\n[train]\nepochs = 1\n')
+    config = _rows_config(tmp_path, 'taxonomy = "tax.yaml"\nskip_bad_labels = true\nfields = { title = ["title"] }\n',
+                          '[[model.modalities]]\nname = "title"\nkind = "vector"\n[train]\nepochs = 1\n')
     lines: list[str] = []
-    train_from_config(TrainConfig.load(path), None, tmp_path / "out", embedder=TextEmbedder(CharBagEncoder()),
+    train_from_config(config, None, tmp_path / "out", embedder=TextEmbedder(CharBagEncoder()),
                       log=lines.append)
     assert any(line.startswith("left out 1 row(s)") and "row bad" in line and "https://b23.tv/x" in line
                for line in lines)

@@ -22,7 +22,7 @@ from vidlens.classify.batches import iter_batches
 from vidlens.classify.config import TrainConfig, TrainingLoop
 from vidlens.classify.dataset import ClassificationDataset, DatasetError
 from vidlens.classify.metrics import classification_metrics
-from vidlens.classify.predictions import DECODINGS
+from vidlens.classify.predictions import DECODINGS, Predictions
 from vidlens.classify.trained import TrainedClassifier
 from vidlens.errors import ConfigError
 from vidlens.models import ModalityConfig, MultimodalClassifier, MultimodalClassifierConfig
@@ -276,8 +276,7 @@ def _fit_zero_shot_blend(classifier: TrainedClassifier, dataset: ClassificationD
     from vidlens.classify.sources import TextEmbedder
     from vidlens.classify.zeroshot import ZeroShotClassifier
 
-    if not len(val_idx):
-        raise ConfigError("train.zero_shot_blend chooses its weight on the validation split; give data.split.val > 0")
+    _need_validation(val_idx, "train.zero_shot_blend")
     base = ZeroShotClassifier(dataset.taxonomy, embedder or TextEmbedder())
     base.check(dataset)
     base.category_vectors()
@@ -298,7 +297,7 @@ def _fit_zero_shot_blend(classifier: TrainedClassifier, dataset: ClassificationD
         for weight in weights:
             mixed = network.mixed(zp, weight)
             for d in decodings:
-                scores[(*key, weight, d)] = _val_score(classification_metrics(mixed.decoded(d), val.l2), 0.0, metric)
+                scores[(*key, weight, d)] = _choice_score(mixed.decoded(d), val, metric)
     # the best score; ties go to the smaller share, then to joint decoding, then to the first settings tried
     best = max(scores, key=lambda k: (scores[k], -k[2], k[3] == "joint"))
     classifier.zero_shot = candidates[best[:2]]
@@ -322,6 +321,17 @@ def _choice_metric(loop: TrainingLoop) -> str:
     return "l2_accuracy" if loop.metric == "loss" else loop.metric
 
 
+def _choice_score(pred: Predictions, val: ClassificationDataset, metric: str) -> float:
+    """The validation score of one post-training choice (predictions already made its way)."""
+    return _val_score(classification_metrics(pred, val.l2), 0.0, metric)
+
+
+def _need_validation(val_idx: np.ndarray, option: str) -> None:
+    """Raise ConfigError when a post-training choice has no validation rows to be made on."""
+    if not len(val_idx):
+        raise ConfigError(f"{option} chooses on the validation split; give data.split.val > 0")
+
+
 def _choose_decoding(classifier: TrainedClassifier, dataset: ClassificationDataset, val_idx: np.ndarray,
                      loop: TrainingLoop, log: Callable[[str], None] | None) -> dict[str, Any]:
     """Set ``classifier.decoding`` to the better rule on the validation rows (ties: ``joint``).
@@ -329,12 +339,11 @@ def _choose_decoding(classifier: TrainedClassifier, dataset: ClassificationDatas
     Raises:
         ConfigError: no validation rows to choose on.
     """
-    if not len(val_idx):
-        raise ConfigError("train.decoding = 'auto' chooses on the validation split; give data.split.val > 0")
+    _need_validation(val_idx, "train.decoding = 'auto'")
     metric = _choice_metric(loop)
     val = dataset.subset(val_idx)
     pred = classifier.predict(val, loop.eval_batch_size)
-    scores = {d: _val_score(classification_metrics(pred.decoded(d), val.l2), 0.0, metric) for d in DECODINGS}
+    scores = {d: _choice_score(pred.decoded(d), val, metric) for d in DECODINGS}
     classifier.decoding = max(DECODINGS, key=lambda d: (scores[d], d == "joint"))
     chosen = {"decoding": classifier.decoding, "metric": metric,
               "validation": {d: round(v, 4) for d, v in scores.items()}}
