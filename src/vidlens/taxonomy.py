@@ -218,11 +218,14 @@ class Taxonomy:
         return cls.load(DEFAULT_TAXONOMY)
 
     def save(self, path: str | Path) -> None:
-        """Write to ``.yaml``/``.yml``, ``.json`` (nested records) or ``.csv`` (flat), by extension."""
+        """Write to ``.yaml``/``.yml``, ``.json`` (nested records) or ``.csv`` (flat), by extension;
+        atomically (a temporary file beside it, then a rename), so a crash leaves the old file whole."""
         path = Path(path)
         text = self.dumps(path.suffix, where=str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
 
     def nesting_keeps_order(self) -> bool:
         """Whether listing level-2 categories under their parents keeps their indices: true when each
@@ -498,11 +501,9 @@ def library_taxonomy(root: str | Path) -> tuple[Taxonomy, str]:
 
 
 def save_library_taxonomy(root: str | Path, taxonomy: Taxonomy) -> Path:
-    """Write a library's taxonomy atomically (a crash leaves the old file whole); returns the path."""
+    """Write a library's taxonomy (atomically, as :meth:`Taxonomy.save` does); returns the path."""
     path = library_taxonomy_path(root)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # save() picks the format by suffix
-    taxonomy.save(tmp)
-    tmp.replace(path)
+    taxonomy.save(path)
     return path
 
 

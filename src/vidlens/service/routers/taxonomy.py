@@ -51,8 +51,5 @@ def put_taxonomy(body: schemas.TaxonomyBody, state: State) -> dict[str, Any]:
         tax = Taxonomy.from_records(body.categories)
     except (TaxonomyError, TypeError, ValueError, AttributeError) as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid taxonomy: {exc}") from None
-    path = taxonomy_path(state)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # save() picks the format by suffix
-    tax.save(tmp)
-    tmp.replace(path)
+    tax.save(taxonomy_path(state))  # atomic: a crash leaves the old file whole
     return _out(tax, "library")
