@@ -149,6 +149,21 @@ def validation_setup(ds):
     return inner, ds.subset(split["val"])
 
 
+REMOVED = (0.0, 0.1, 0.4)  # shares of each modality removed at validation time
+
+
+def removal_accuracy(clf, val) -> dict[float, float]:
+    """L2 accuracy on ``val`` as it is and with 10 % / 40 % of each modality removed."""
+    return {share: classification_metrics(clf.predict(remove(val, share, 0) if share else val),
+                                          val.l2)["l2_accuracy"] for share in REMOVED}
+
+
+def removal_summary(mean: dict) -> dict[str, float]:
+    """Accuracy with nothing removed and, in points, what removing 10 % / 40 % costs."""
+    return {"l2_accuracy": round(mean[0.0], 4), "cost@10%": round(100 * (mean[0.0] - mean[0.1]), 2),
+            "cost@40%": round(100 * (mean[0.0] - mean[0.4]), 2)}
+
+
 def dropout_sweep(n: int) -> dict:
     """Validation-only: the cost of removing 10 % / 40 % of each modality, by modal-dropout rate."""
     out: dict = {}
@@ -161,14 +176,11 @@ def dropout_sweep(n: int) -> dict:
             rows = []
             for seed in range(2):
                 clf = fit(config(dropout=p, seed=seed), ds, inner).classifier
-                acc = {share: classification_metrics(clf.predict(remove(val, share, 0) if share else val),
-                                                     val.l2)["l2_accuracy"] for share in (0.0, 0.1, 0.4)}
+                acc = removal_accuracy(clf, val)
                 rows.append(acc)
                 print(f"{data} / p={p} / seed {seed}: {acc}", file=sys.stderr, flush=True)
-            mean = {share: float(np.mean([r[share] for r in rows])) for share in (0.0, 0.1, 0.4)}
-            out[data][f"p={p}"] = {"l2_accuracy": round(mean[0.0], 4),
-                                   "cost@10%": round(100 * (mean[0.0] - mean[0.1]), 2),
-                                   "cost@40%": round(100 * (mean[0.0] - mean[0.4]), 2)}
+            mean = {share: float(np.mean([r[share] for r in rows])) for share in REMOVED}
+            out[data][f"p={p}"] = removal_summary(mean)
     return out
 
 
@@ -211,14 +223,11 @@ def regimes(n: int) -> dict:
             rows = []
             for seed in range(2):
                 clf = fit(config(fusion="concat", dropout=p, seed=seed), ds, inner).classifier
-                acc = {share: classification_metrics(clf.predict(remove(val, share, 0) if share else val),
-                                                     val.l2)["l2_accuracy"] for share in (0.0, 0.1, 0.4)}
+                acc = removal_accuracy(clf, val)
                 rows.append({**acc, **pattern_accuracy(clf, val)})
                 print(f"{data} / p={p} / seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
             mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-            out[data][f"p={p}"] = {"l2_accuracy": round(mean[0.0], 4),
-                                   "cost@10%": round(100 * (mean[0.0] - mean[0.1]), 2),
-                                   "cost@40%": round(100 * (mean[0.0] - mean[0.4]), 2),
+            out[data][f"p={p}"] = {**removal_summary(mean),
                                    "patterns": {k: round(v, 4) for k, v in mean.items() if isinstance(k, str)}}
     return out
 

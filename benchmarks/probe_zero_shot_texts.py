@@ -27,10 +27,7 @@ import bench_classify_text as bench
 
 from vidlens.classify import TextEmbedder
 from vidlens.classify.zeroshot import ZeroShotClassifier
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+from vidlens.retrieval.embedder import l2n as unit
 
 
 def main() -> None:
@@ -38,7 +35,7 @@ def main() -> None:
     _config, ds = bench.load("bilibili", embedder)
     dev = np.array([int(hashlib.sha1(i.encode()).hexdigest(), 16) % 2 == 0 for i in ds.ids])
     tax = ds.taxonomy
-    text = unit(ZeroShotClassifier(tax, embedder)._mean_text(ds))
+    text = ZeroShotClassifier(tax, embedder).text_vectors(ds)
     cats = {c.name: c for c in tax.categories}
     names = [*tax.l1_names, *tax.l2_names]
     pieces = {}
