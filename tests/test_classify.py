@@ -417,6 +417,18 @@ def test_classify_rows_with_a_rows_model_and_zero_shot(tmp_path):
 
     zero = classify_rows(new, None, taxonomy=clf.taxonomy, fields={"title": ["title"]}, embedder=embedder)
     assert zero[0]["method"] == "zero-shot" and clf.taxonomy.parent(zero[0]["l2"]) == zero[0]["l1"]
+    # without a taxonomy, zero-shot reads the library's own tree (3 L2s here, not the shipped ~150);
+    # --id-field names the id column (a row without one is named by its line)
+    import vidlens
+    from vidlens.taxonomy import save_library_taxonomy
+
+    lib = vidlens.open(tmp_path / "lib")
+    save_library_taxonomy(lib.root, clf.taxonomy)
+    own = classify_rows(new, None, lib=lib, fields={"title": ["title"]}, id_field="title", top_k=5,
+                        embedder=embedder)
+    assert [r["id"] for r in own] == ["今天的红烧肉真不错", "今天的足球真不错", "new-3"]
+    assert len(own[0]["top_k"]) == 3 and own[0]["l2"] in clf.taxonomy.l2_names
+    assert len(classify_rows(new, None, fields={"title": ["title"]}, embedder=embedder)[0]["top_k"]) == 5
     library_model = TrainedClassifier.load(folder)
     library_model.train_config = {**library_model.train_config, "data": {"source": "library"}}
     with pytest.raises(ConfigError, match="trained on library videos"):

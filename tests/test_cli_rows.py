@@ -40,7 +40,9 @@ def test_rows_train_evaluate_classify_from_the_cli(tmp_path):
     first, second = (json.loads(line) for line in done.stdout.splitlines())
     assert first["id"] == "n1" and first["method"] == "trained" and PARENT[first["l2"]] == first["l1"]
     assert second == {"id": "n2", "error": "row has no text in title (title)"}
-    zero = run("-L", lib, "classify", "--rows", new, "--zero-shot", "--field", "title=title", check=False)
-    assert json.loads(zero.stdout.splitlines()[0])["method"] == "zero-shot"
+    zero = run("-L", lib, "classify", "--rows", new, "--zero-shot", "--field", "title=title", "--id-field", "title",
+               check=False)
+    zero_first = json.loads(zero.stdout.splitlines()[0])
+    assert zero_first["method"] == "zero-shot" and zero_first["id"] == "马拉松 第99期"
     bad = run("-L", lib, "classify", "--rows", new, "--field", "title", check=False)
     assert bad.returncode == 2 and "NAME=COLUMN" in bad.stderr

@@ -37,6 +37,7 @@ from vidlens.classify.runs import (
     find_model,
     train_from_config,
     zero_shot_for_library,
+    zero_shot_taxonomy,
 )
 from vidlens.classify.sources import (
     ModalitySource,
@@ -83,4 +84,5 @@ __all__ = [
     "train_from_config",
     "write_report",
     "zero_shot_for_library",
+    "zero_shot_taxonomy",
 ]

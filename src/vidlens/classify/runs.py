@@ -31,7 +31,7 @@ from vidlens.classify.trained import CLASSIFIER_FILE, TrainedClassifier
 from vidlens.classify.trainer import fit
 from vidlens.classify.zeroshot import ZeroShotClassifier, embedder_for_library
 from vidlens.errors import ConfigError, NotFoundError
-from vidlens.taxonomy import Taxonomy
+from vidlens.taxonomy import Taxonomy, library_taxonomy
 
 if TYPE_CHECKING:
     from vidlens.library import Library
@@ -181,12 +181,17 @@ def list_models(lib: Library) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / CLASSIFIER_FILE).is_file()) if root.is_dir() else []
 
 
-def zero_shot_for_library(lib: Library, taxonomy: Taxonomy | None = None) -> ZeroShotClassifier:
-    """A zero-shot classifier over the library's text features, with ``taxonomy`` or else the library's own
-    (``LIBRARY/taxonomy.yaml``, edited by ``vidlens taxonomy``), or else the shipped default."""
-    from vidlens.taxonomy import library_taxonomy
+def zero_shot_taxonomy(lib: Library | None, taxonomy: Taxonomy | None = None) -> Taxonomy:
+    """The tree zero-shot classifies over: ``taxonomy`` if given, else the library's own
+    (``LIBRARY/taxonomy.yaml``, edited by ``vidlens taxonomy``), else the shipped default."""
+    if taxonomy is not None:
+        return taxonomy
+    return library_taxonomy(lib.root)[0] if lib is not None else Taxonomy.default()
 
-    return ZeroShotClassifier(taxonomy or library_taxonomy(lib.root)[0], embedder_for_library(lib))
+
+def zero_shot_for_library(lib: Library, taxonomy: Taxonomy | None = None) -> ZeroShotClassifier:
+    """A zero-shot classifier over the library's text features and :func:`zero_shot_taxonomy`'s tree."""
+    return ZeroShotClassifier(zero_shot_taxonomy(lib, taxonomy), embedder_for_library(lib))
 
 
 # ---- evaluation ----------------------------------------------------------------------------------
@@ -306,16 +311,19 @@ def classify_rows(
     classifier: TrainedClassifier | None = None,
     *,
     taxonomy: Taxonomy | None = None,
+    lib: Library | None = None,
     fields: dict[str, list[str]] | None = None,
+    id_field: str | None = None,
     top_k: int = 5,
     embedder: TextEmbedder | None = None,
 ) -> list[dict[str, Any]]:
     """Classify text-only rows (``.jsonl``/``.json``/``.csv``: titles, summaries, no video file).
 
     A model trained on rows reads the columns of its training config (``data.fields``, ``data.id_field``)
-    with its text encoder. Without a model, zero-shot over ``taxonomy`` (default: the shipped one) reads
-    ``fields`` (default :data:`ZERO_SHOT_ROW_FIELDS`; a field is one of the zero-shot text fields, e.g.
-    ``title`` or ``summary``, and names the columns joined as its text).
+    with its text encoder. Without a model, zero-shot over :func:`zero_shot_taxonomy` (``taxonomy``, else
+    ``lib``'s own, else the shipped one) reads ``fields`` (default :data:`ZERO_SHOT_ROW_FIELDS`; a field is
+    one of the zero-shot text fields, e.g. ``title`` or ``summary``, and names the columns joined as its
+    text). ``fields`` and ``id_field`` (the column of row ids) replace the model's columns when given.
 
     Returns:
         One record per row (see :meth:`Predictions.records`); a row with no text in any field gets
@@ -336,12 +344,12 @@ def classify_rows(
                               "a model trained on text rows (data.source = 'rows'), or --zero-shot")
         model_fields, embedder, text_branch = _row_inputs(classifier, config, embedder)
         fields = fields or model_fields
-        tax, id_field = classifier.taxonomy, config.data.id_field
+        tax, id_field = classifier.taxonomy, id_field or config.data.id_field
         model: TrainedClassifier | ZeroShotClassifier = classifier
     else:
         fields = fields or ZERO_SHOT_ROW_FIELDS
         embedder = embedder or TextEmbedder()
-        tax, id_field, text_branch = taxonomy or Taxonomy.default(), "id", False
+        tax, id_field, text_branch = zero_shot_taxonomy(lib, taxonomy), id_field or "id", False
         model = ZeroShotClassifier(tax, embedder)
     dataset = dataset_from_rows(rows, tax, fields=fields, labels=None, embedder=embedder, id_field=id_field,
                                 text_branch=text_branch, name=Path(path).stem)
@@ -383,9 +391,9 @@ def classify_files(
     Args:
         lib: the library the files are added to.
         paths: files, folders or manifests.
-        classifier: the classifier; None classifies zero-shot (over ``taxonomy``, default shipped)
-            once the text features are extracted.
-        taxonomy: for zero-shot.
+        classifier: the classifier; None classifies zero-shot (over :func:`zero_shot_taxonomy`) once the
+            text features are extracted.
+        taxonomy: for zero-shot (default: the library's own, else the shipped one).
         top_k: categories listed per video.
         encoders: an ``EncoderBank`` stand-in (tests).
         progress: progress bars.
@@ -419,5 +427,6 @@ __all__ = [
     "needed_modalities",
     "train_from_config",
     "zero_shot_for_library",
+    "zero_shot_taxonomy",
 ]
 

@@ -150,29 +150,31 @@ def _parse_fields(values: tuple[str, ...]) -> dict[str, list[str]]:
 @click.option("--field", "fields", multiple=True, metavar="NAME=COL[,COL]",
               help="with --rows: a text field and the columns joined as its text (default: the model's "
                    "training columns; zero-shot: title=title and summary=summary,desc,description)")
+@click.option("--id-field", default=None, metavar="COL",
+              help="with --rows: the column of row ids (default: the model's; zero-shot: id)")
 @engine_options
 @pass_ctx
 def classify_cmd(ctx: CliContext, paths: tuple[str, ...], model: str | None, zero_shot: bool, taxonomy: str | None,
                  ids: tuple[str, ...], top_k: int, output, rows_path: str | None, fields: tuple[str, ...],
-                 engine_name: str, address: str | None, workers: int | None, batch_size: int | None) -> None:
+                 id_field: str | None, engine_name: str, address: str | None, workers: int | None,
+                 batch_size: int | None) -> None:
     """Categories of the library's videos (or of PATHS, ingested and extracted first, or of text --rows) as
     JSON lines: id, l1, l2, confidences, top-k and the modalities present."""
     from vidlens.classify.runs import classify_files, classify_library, classify_rows, find_model
     from vidlens.classify.trained import TrainedClassifier
-    from vidlens.taxonomy import Taxonomy, library_taxonomy
+    from vidlens.taxonomy import Taxonomy
 
     engine = make_engine(engine_name, address, workers, batch_size)
-    if fields and not rows_path:
-        raise click.UsageError("--field goes with --rows")
+    if (fields or id_field) and not rows_path:
+        raise click.UsageError("--field and --id-field go with --rows")
     if rows_path:
         if paths or ids or engine.name != "local":
             raise click.UsageError("--rows classifies a rows file on its own: no PATHS, --id or --engine ray")
         lib = _lib_or_none(ctx)
         folder = None if zero_shot else find_model(model, lib)
         classifier = TrainedClassifier.load(folder) if folder is not None else None
-        tax = Taxonomy.load(taxonomy) if taxonomy else (library_taxonomy(lib.root)[0] if lib else None)
-        records = classify_rows(rows_path, classifier, taxonomy=tax, fields=_parse_fields(fields) or None,
-                                top_k=top_k)
+        records = classify_rows(rows_path, classifier, taxonomy=Taxonomy.load(taxonomy) if taxonomy else None,
+                                lib=lib, fields=_parse_fields(fields) or None, id_field=id_field, top_k=top_k)
     elif engine.name != "local":
         if paths:
             raise click.UsageError("--engine ray classifies library videos: run `vidlens ingest PATHS` and "
