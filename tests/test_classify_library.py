@@ -182,6 +182,12 @@ lr = 0.01
     report = open(ev["report"], encoding="utf-8").read()
     assert str(lib.root / "reports") in ev["report"] and "data:image/png;base64," in report
 
+    # a model against itself (by name and by folder): the same everywhere, and the table says so
+    done = _run("-L", libdir, "compare", "tiny", str(folder), "--resamples", "200", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "tiny (B) is no different from tiny (A)" in " ".join(done.stdout.split()) and "McNemar" in done.stdout
+    assert list((lib.root / "reports").glob("compare-tiny-vs-tiny-test-*.html"))
+
     done = _run("-L", libdir, "classify", "--top-k", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]

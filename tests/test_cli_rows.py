@@ -44,5 +44,10 @@ def test_rows_train_evaluate_classify_from_the_cli(tmp_path):
                check=False)
     zero_first = json.loads(zero.stdout.splitlines()[0])
     assert zero_first["method"] == "zero-shot" and zero_first["id"] == "马拉松 第99期"
+    # the trained model against zero-shot over its tree, on its test rows
+    compared = json.loads(run("-L", lib, "compare", "rows", "zero-shot", "--resamples", "200", "--json").stdout)
+    assert compared["models"] == ["rows", "zero-shot"] and compared["n"] == 12
+    assert set(compared["metrics"]) == {"l1_accuracy", "l2_accuracy", "l2_macro_f1"}
+    assert (tmp_path / "lib" / "reports").is_dir() and compared["report"].endswith(".html")
     bad = run("-L", lib, "classify", "--rows", new, "--field", "title", check=False)
     assert bad.returncode == 2 and "NAME=COLUMN" in bad.stderr

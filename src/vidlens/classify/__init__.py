@@ -11,10 +11,12 @@ Layout (follows the work):
   :class:`ZeroShotClassifier` from category names before any training; ``extend.py``: adding a new
   category to a trained model from a few examples;
 - ``predictions.py``: :class:`Predictions` and their JSON lines; ``metrics.py``, ``evaluation.py``
-  and ``report.py``: metrics, modality ablation and the HTML report;
+  and ``report.py``: metrics, modality ablation and the HTML reports; ``comparison.py``: two classifiers
+  on the same items, with bootstrap intervals and McNemar's test;
 - ``runs.py``: the end-to-end calls the CLI makes (train from a config, evaluate, classify a library).
 """
 
+from vidlens.classify.comparison import Comparison, compare_predictions
 from vidlens.classify.config import TrainConfig
 from vidlens.classify.dataset import (
     ClassificationDataset,
@@ -33,11 +35,12 @@ from vidlens.classify.report import write_report
 from vidlens.classify.runs import (
     classify_files,
     classify_library,
+    compare_models,
+    default_taxonomy,
     evaluate_model,
     find_model,
     train_from_config,
     zero_shot_for_library,
-    zero_shot_taxonomy,
 )
 from vidlens.classify.sources import (
     ModalitySource,
@@ -53,6 +56,7 @@ from vidlens.classify.zeroshot import ZeroShotClassifier
 
 __all__ = [
     "ClassificationDataset",
+    "Comparison",
     "DatasetError",
     "Evaluation",
     "LabelError",
@@ -68,9 +72,12 @@ __all__ = [
     "classification_metrics",
     "classify_files",
     "classify_library",
+    "compare_models",
+    "compare_predictions",
     "confusion_matrix",
     "dataset_from_library",
     "dataset_from_rows",
+    "default_taxonomy",
     "evaluate",
     "evaluate_model",
     "find_model",
@@ -84,5 +91,4 @@ __all__ = [
     "train_from_config",
     "write_report",
     "zero_shot_for_library",
-    "zero_shot_taxonomy",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from vidlens.classify.comparison import Comparison, format_p
 from vidlens.classify.evaluation import Evaluation
 from vidlens.errors import MissingDependencyError
 
@@ -138,17 +139,23 @@ def _img(src: str | None, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="{src}">' if src else ""
 
 
+def _page_head(title: str) -> list[str]:
+    return [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
+        "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
+        "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}</style>",
+        "</head><body>",
+    ]
+
+
 def render_report(ev: Evaluation, extra: dict[str, Any] | None = None) -> str:
     """The report as one HTML string."""
     tax = ev.predictions.taxonomy if ev.predictions is not None else None
     metrics = [{"metric": k, "value": ev.metrics[k]} for k in _METRIC_ORDER if k in ev.metrics]
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>vidlens evaluation: {html.escape(ev.name)}</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
-        "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
-        "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}</style>",
-        "</head><body>",
+        *_page_head(f"vidlens evaluation: {ev.name}"),
         f"<h1>Evaluation of {html.escape(ev.name)}</h1>",
         f"<p>method: {html.escape(ev.method)} · split: {html.escape(ev.split)} · "
         f"{ev.metrics.get('n', 0)} labelled items · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p>",
@@ -205,4 +212,69 @@ def write_report(ev: Evaluation, path: str | Path, extra: dict[str, Any] | None 
     return path
 
 
-__all__ = ["render_report", "write_report"]
+def _per_class_plot(c: Comparison, most: int = 40) -> str | None:
+    """Paired horizontal bars of each class's F1 (A, B); with many classes the most changed ``most``."""
+    rows = [r for r in c.per_class if r["support"] or r["f1_a"] or r["f1_b"]]
+    if not rows:
+        return None
+    if len(rows) > most:
+        rows = sorted(rows, key=lambda r: -abs(r["delta"]))[:most]
+        rows.sort(key=lambda r: -r["delta"])
+    plt = _pyplot()
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(rows) + 1.2))
+    ax.barh(y - 0.2, [r["f1_a"] for r in rows], height=0.4, label=c.models[0], color="#9aa5b1")
+    ax.barh(y + 0.2, [r["f1_b"] for r in rows], height=0.4, label=c.models[1], color="#2f6fb0")
+    ax.set_yticks(y, [f"{r['name']} ({r['support']})" for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("L2 F1 (support)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def _difference_plot(c: Comparison) -> str | None:
+    """Histogram of the bootstrap's L2 accuracy differences, with zero and the observed difference marked."""
+    if not len(c.resampled_difference):
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    ax.hist(100 * c.resampled_difference, bins=40, color="#2f6fb0", alpha=0.8)
+    ax.axvline(0, color="black", linewidth=1)
+    ax.axvline(100 * c.metrics["l2_accuracy"]["difference"]["value"], color="#c0392b", linestyle="--")
+    ax.set_xlabel(f"L2 accuracy, {c.models[1]} − {c.models[0]} (points), over bootstrap resamples")
+    return _png(fig)
+
+
+def render_comparison(c: Comparison) -> str:
+    """The comparison report as one HTML string."""
+    a, b = c.models
+    discordant = [{"level": lv.upper(), f"only {a} right": v["a_only"], f"only {b} right": v["b_only"],
+                   "p-value": format_p(v["p_value"])} for lv, v in c.mcnemar.items()]
+    parts = [
+        *_page_head(f"vidlens comparison: {a} vs {b}"),
+        f"<h1>{html.escape(a)} (A) vs {html.escape(b)} (B)</h1>",
+        f"<p>split: {html.escape(c.split)} · {c.n} labelled items scored by both · same L2 on "
+        f"{100 * c.agreement:.1f}% of them · {100 * c.confidence:.0f}% bootstrap intervals · "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p>",
+        f"<p><b>{html.escape(c.verdict())}</b></p>",
+        "<h2>Summary</h2>", _table(c.summary_rows()),
+        "<h2>Items only one gets right (McNemar)</h2>", _table(discordant),
+        _img(_difference_plot(c), "bootstrap differences"),
+        "<h2>Per class (level 2)</h2>", _img(_per_class_plot(c), "per-class F1"),
+        _table(c.per_class, ["name", "support", "f1_a", "f1_b", "delta"]),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_comparison_report(c: Comparison, path: str | Path) -> Path:
+    """Write the comparison report (and ``<path>.json`` with the numbers) and return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_comparison(c), encoding="utf-8")
+    path.with_suffix(".json").write_text(json.dumps(c.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+    return path
+
+
+__all__ = ["render_comparison", "render_report", "write_comparison_report", "write_report"]

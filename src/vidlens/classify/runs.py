@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vidlens.classify.comparison import Comparison, compare_predictions
 from vidlens.classify.config import TrainConfig
 from vidlens.classify.dataset import ClassificationDataset, DatasetError, make_splits
 from vidlens.classify.evaluation import Evaluation, evaluate
 from vidlens.classify.metrics import classification_metrics
-from vidlens.classify.report import write_report
+from vidlens.classify.report import write_comparison_report, write_report
 from vidlens.classify.sources import (
     ModalitySource,
     TextEmbedder,
@@ -36,17 +38,15 @@ from vidlens.taxonomy import Taxonomy, library_taxonomy
 if TYPE_CHECKING:
     from vidlens.library import Library
 
+ZERO_SHOT = "zero-shot"  # in place of a model name: classify from the category texts
+
 
 def load_taxonomy(spec: str, rows: Sequence[dict] | None = None, labels: Sequence[str] | None = None,
                   lib: Library | None = None) -> Taxonomy:
     """``"default"`` (the library's own taxonomy when ``lib`` has one, else the shipped one), ``"from-data"``
     (the label pairs in ``rows``) or a taxonomy file."""
     if spec == "default":
-        if lib is not None:
-            from vidlens.taxonomy import library_taxonomy
-
-            return library_taxonomy(lib.root)[0]
-        return Taxonomy.default()
+        return default_taxonomy(lib)
     if spec == "from-data":
         if rows is None or not labels:
             raise ConfigError("data.taxonomy: 'from-data' needs rows and label columns")
@@ -181,17 +181,17 @@ def list_models(lib: Library) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / CLASSIFIER_FILE).is_file()) if root.is_dir() else []
 
 
-def zero_shot_taxonomy(lib: Library | None, taxonomy: Taxonomy | None = None) -> Taxonomy:
-    """The tree zero-shot classifies over: ``taxonomy`` if given, else the library's own
-    (``LIBRARY/taxonomy.yaml``, edited by ``vidlens taxonomy``), else the shipped default."""
+def default_taxonomy(lib: Library | None, taxonomy: Taxonomy | None = None) -> Taxonomy:
+    """The tree to use where none is named (zero-shot, ``data.taxonomy = "default"``): ``taxonomy`` if given,
+    else the library's own (``LIBRARY/taxonomy.yaml``, edited by ``vidlens taxonomy``), else the shipped one."""
     if taxonomy is not None:
         return taxonomy
     return library_taxonomy(lib.root)[0] if lib is not None else Taxonomy.default()
 
 
 def zero_shot_for_library(lib: Library, taxonomy: Taxonomy | None = None) -> ZeroShotClassifier:
-    """A zero-shot classifier over the library's text features and :func:`zero_shot_taxonomy`'s tree."""
-    return ZeroShotClassifier(zero_shot_taxonomy(lib, taxonomy), embedder_for_library(lib))
+    """A zero-shot classifier over the library's text features and :func:`default_taxonomy`'s tree."""
+    return ZeroShotClassifier(default_taxonomy(lib, taxonomy), embedder_for_library(lib))
 
 
 # ---- evaluation ----------------------------------------------------------------------------------
@@ -239,17 +239,7 @@ def evaluate_model(
     Raises:
         DatasetError: the split is unknown or empty.
     """
-    if split != "all":
-        if not isinstance(classifier, TrainedClassifier) or split not in classifier.splits:
-            raise DatasetError(f"split {split!r} is not known for this model; use 'all' or one of "
-                               f"{sorted(getattr(classifier, 'splits', {}) or {}) or ['all']}")
-        known = set(dataset.ids)
-        ids = [i for i in classifier.splits[split] if i in known]
-        if not ids:
-            raise DatasetError(f"split {split!r} is empty in this data")
-        dataset = dataset.select_ids(ids)
-    else:
-        dataset = dataset.subset(np.flatnonzero(dataset.labelled))
+    dataset = split_dataset(classifier, dataset, split)
     if isinstance(classifier, TrainedClassifier):
         ev = evaluate(classifier.predict, dataset, name=classifier.name, method="trained", split=split,
                       ablation=ablation, history=classifier.metrics.get("history"))
@@ -260,6 +250,106 @@ def evaluate_model(
     if report is not None:
         path = write_report(ev, report, extra={"data": dataset.describe()})
     return ev, path
+
+
+def split_dataset(
+    classifier: TrainedClassifier | ZeroShotClassifier, dataset: ClassificationDataset, split: str
+) -> ClassificationDataset:
+    """The rows of ``dataset`` in the classifier's saved ``split`` (by id), or with ``all`` every labelled row.
+
+    Raises:
+        DatasetError: the split is unknown for this classifier (zero-shot knows only ``all``) or empty here.
+    """
+    if split == "all":
+        return dataset.subset(np.flatnonzero(dataset.labelled))
+    if not isinstance(classifier, TrainedClassifier) or split not in classifier.splits:
+        raise DatasetError(f"split {split!r} is not known for this model; use 'all' or one of "
+                           f"{sorted(getattr(classifier, 'splits', {}) or {}) or ['all']}")
+    known = set(dataset.ids)
+    ids = [i for i in classifier.splits[split] if i in known]
+    if not ids:
+        raise DatasetError(f"split {split!r} is empty in this data")
+    return dataset.select_ids(ids)
+
+
+def compare_models(
+    refs: Sequence[str],
+    lib: Library | None,
+    *,
+    split: str = "test",
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    report: str | os.PathLike | None = None,
+    embedder: TextEmbedder | None = None,
+) -> tuple[Comparison, Path | None]:
+    """Compare two classifiers on the labelled items both are scored on (see :mod:`vidlens.classify.comparison`).
+
+    Args:
+        refs: two trained models (names in the library or folders), or ``zero-shot`` /
+            ``zero-shot:TAXONOMY_FILE`` (zero-shot over that tree; plain ``zero-shot``: the trained model's
+            tree when it was trained on rows, else the library's own).
+        lib: the library (needed for models trained on its videos, and for zero-shot without a rows model).
+        split: a trained model is scored on its saved split (``all``: every labelled item); zero-shot on
+            every labelled item; the comparison keeps the items both have.
+        resamples, confidence, seed: the bootstrap.
+        report: write the HTML report (and its JSON) here.
+        embedder: the text encoder for rows data (default: the models' own).
+
+    Raises:
+        ConfigError: not two references, or zero-shot without data to read.
+        DatasetError: no item in common, or the two read different labels for the same item.
+        NotFoundError: a model is not found.
+    """
+    if len(refs) != 2:
+        raise ConfigError(f"compare takes two classifiers, got {len(refs)}")
+    loaded = [_comparison_classifier(ref, lib) for ref in refs]
+    rows_model = next((c for c in loaded if isinstance(c, TrainedClassifier)
+                       and (c.train_config or {}).get("data", {}).get("source") == "rows"), None)
+    scored = []
+    for ref, clf in zip(refs, loaded, strict=True):
+        if isinstance(clf, TrainedClassifier):
+            scored.append((clf.name, clf, split_dataset(clf, model_dataset(clf, lib, embedder), split)))
+            continue
+        if rows_model is not None:
+            dataset = model_dataset(rows_model, lib, embedder)
+            zero = ZeroShotClassifier(clf or rows_model.taxonomy, embedder or TextEmbedder())
+        elif lib is not None:
+            zero = zero_shot_for_library(lib, clf)
+            dataset = zero.dataset_from_library(lib, require_labels=True)
+        else:
+            raise ConfigError(f"{ref}: zero-shot needs labelled data: a library (-L) or a model trained on rows")
+        scored.append((ref, zero, split_dataset(zero, dataset, "all")))
+    if scored[0][0] == scored[1][0]:
+        scored = [(f"{name} ({side})", clf, ds) for (name, clf, ds), side in zip(scored, "AB", strict=True)]
+    other = set(scored[1][2].ids)
+    common = [i for i in scored[0][2].ids if i in other]
+    if not common:
+        raise DatasetError(f"{refs[0]} and {refs[1]} have no labelled {split} item in common; compare models "
+                           "trained on the same data and split, or use --split all")
+    predictions, truths = [], []
+    for name, clf, dataset in scored:
+        subset = dataset.select_ids(common)
+        predictions.append(replace(clf.predict(subset), model=name))
+        tax = subset.taxonomy
+        truths.append((np.asarray(tax.l2_names)[subset.l2], np.asarray(tax.l1_names)[tax.l2_to_l1[subset.l2]]))
+    differ = np.flatnonzero(truths[0][0] != truths[1][0])
+    if len(differ):
+        i = differ[0]
+        raise DatasetError(f"the two classifiers' data label {len(differ)} items differently, e.g. {common[i]!r}: "
+                           f"{truths[0][0][i]!r} vs {truths[1][0][i]!r}; compare models trained on the same labels")
+    comparison = compare_predictions(*predictions, list(truths[0][0]), list(truths[0][1]), split=split,
+                                     resamples=resamples, confidence=confidence, seed=seed)
+    path = write_comparison_report(comparison, report) if report is not None else None
+    return comparison, path
+
+
+def _comparison_classifier(ref: str, lib: Library | None) -> TrainedClassifier | Taxonomy | None:
+    """A loaded model, or for ``zero-shot[:FILE]`` the tree it names (None: the default tree)."""
+    if ref == ZERO_SHOT or ref.startswith(ZERO_SHOT + ":"):
+        path = ref[len(ZERO_SHOT) + 1 :]
+        return Taxonomy.load(path) if path else None
+    return TrainedClassifier.load(find_model(ref, lib))
 
 
 def default_report_path(lib: Library, name: str, split: str) -> Path:
@@ -320,7 +410,7 @@ def classify_rows(
     """Classify text-only rows (``.jsonl``/``.json``/``.csv``: titles, summaries, no video file).
 
     A model trained on rows reads the columns of its training config (``data.fields``, ``data.id_field``)
-    with its text encoder. Without a model, zero-shot over :func:`zero_shot_taxonomy` (``taxonomy``, else
+    with its text encoder. Without a model, zero-shot over :func:`default_taxonomy` (``taxonomy``, else
     ``lib``'s own, else the shipped one) reads ``fields`` (default :data:`ZERO_SHOT_ROW_FIELDS`; a field is
     one of the zero-shot text fields, e.g. ``title`` or ``summary``, and names the columns joined as its
     text). ``fields`` and ``id_field`` (the column of row ids) replace the model's columns when given.
@@ -349,7 +439,7 @@ def classify_rows(
     else:
         fields = fields or ZERO_SHOT_ROW_FIELDS
         embedder = embedder or TextEmbedder()
-        tax, id_field, text_branch = zero_shot_taxonomy(lib, taxonomy), id_field or "id", False
+        tax, id_field, text_branch = default_taxonomy(lib, taxonomy), id_field or "id", False
         model = ZeroShotClassifier(tax, embedder)
     dataset = dataset_from_rows(rows, tax, fields=fields, labels=None, embedder=embedder, id_field=id_field,
                                 text_branch=text_branch, name=Path(path).stem)
@@ -391,7 +481,7 @@ def classify_files(
     Args:
         lib: the library the files are added to.
         paths: files, folders or manifests.
-        classifier: the classifier; None classifies zero-shot (over :func:`zero_shot_taxonomy`) once the
+        classifier: the classifier; None classifies zero-shot (over :func:`default_taxonomy`) once the
             text features are extracted.
         taxonomy: for zero-shot (default: the library's own, else the shipped one).
         top_k: categories listed per video.
@@ -418,15 +508,17 @@ __all__ = [
     "classify_files",
     "classify_library",
     "classify_rows",
+    "compare_models",
     "default_report_path",
+    "default_taxonomy",
     "evaluate_model",
     "find_model",
     "list_models",
     "load_taxonomy",
     "model_dataset",
     "needed_modalities",
+    "split_dataset",
     "train_from_config",
     "zero_shot_for_library",
-    "zero_shot_taxonomy",
 ]
 

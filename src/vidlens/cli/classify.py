@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -123,6 +125,46 @@ def evaluate(ctx: CliContext, model: str | None, zero_shot: bool, taxonomy: str 
             at.add_row(m, str(v["videos"]), f"{v['accuracy']:.4f}", f"{v['without']:.4f}", f"{v['only']:.4f}",
                        f"{v['drop']:+.4f}", f"{(ev.attention or {}).get(m, float('nan')):.4f}")
         out.print(at)
+    out.print(f"report: {path}")
+
+
+@cli.command()
+@click.argument("model_a")
+@click.argument("model_b")
+@click.option("--split", default="test", show_default=True, help="test, val, train or all")
+@click.option("--resamples", default=2000, show_default=True, help="bootstrap resamples")
+@click.option("--confidence", default=0.95, show_default=True, help="interval level")
+@click.option("--seed", default=0, show_default=True, help="bootstrap seed")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="HTML report path (default LIBRARY/reports/compare-A-vs-B-SPLIT-TIME.html)")
+@click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
+@pass_ctx
+def compare(ctx: CliContext, model_a: str, model_b: str, split: str, resamples: int, confidence: float, seed: int,
+            report_path: str | None, as_json: bool) -> None:
+    """Compare two classifiers on the labelled items both are scored on: accuracies and macro-F1 with
+    bootstrap intervals, the paired difference, McNemar's test, per-class F1 and an HTML report.
+
+    MODEL_A and MODEL_B are model names or folders, or zero-shot (zero-shot:TAXONOMY.yaml for another tree)."""
+    from vidlens.classify.runs import compare_models
+
+    lib = _lib_or_none(ctx)
+    if report_path is None:
+        stem = "-vs-".join(re.sub(r"[^\w.-]+", "_", Path(m).name or m) for m in (model_a, model_b))
+        folder = lib.folder("reports") if lib is not None else Path("reports")
+        report_path = str(folder / f"compare-{stem}-{split}-{time.strftime('%Y%m%d-%H%M%S')}.html")
+    c, path = compare_models([model_a, model_b], lib, split=split, resamples=resamples, confidence=confidence,
+                             seed=seed, report=report_path)
+    if as_json:
+        print_json({"report": str(path), **c.to_dict()})
+        return
+    rows = c.summary_rows()
+    table = Table(title=f"{c.split}: {c.n} items, {100 * c.confidence:.0f}% bootstrap intervals")
+    for col in rows[0]:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row.values())
+    out.print(table)
+    out.print(c.verdict(), highlight=False)
     out.print(f"report: {path}")
 
 
