@@ -23,6 +23,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -76,6 +77,14 @@ def load(name: str, embedder: TextEmbedder, taxonomy: str | None = None):
                            id_field=config.data.id_field, name=name)
     log(f"{name}: {len(ds)} rows, {tax.num_l1} L1 / {tax.num_l2} L2, embedded in {time.perf_counter() - t0:.1f} s")
     return config, ds
+
+
+def bilibili_halves(embedder: TextEmbedder):
+    """The Bilibili dataset (the config's curated taxonomy) and its fixed *dev* half for the zero-shot probes,
+    which have no training split: a row is dev when the sha1 of its id is even; they choose on dev and read
+    the other half."""
+    _config, ds = load("bilibili", embedder)
+    return ds, np.array([int(hashlib.sha1(i.encode()).hexdigest(), 16) % 2 == 0 for i in ds.ids])
 
 
 def joined_text(ds) -> list[str]:

@@ -16,7 +16,6 @@ Usage:
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
@@ -32,8 +31,7 @@ from vidlens.retrieval.embedder import l2n as unit
 
 def main() -> None:
     embedder = TextEmbedder("muse_v3", cache_dir=bench.OUT / "cache")
-    _config, ds = bench.load("bilibili", embedder)
-    dev = np.array([int(hashlib.sha1(i.encode()).hexdigest(), 16) % 2 == 0 for i in ds.ids])
+    ds, dev = bench.bilibili_halves(embedder)
     tax = ds.taxonomy
     text = ZeroShotClassifier(tax, embedder).text_vectors(ds)
     cats = {c.name: c for c in tax.categories}

@@ -18,7 +18,6 @@ Usage:
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
@@ -34,8 +33,7 @@ from vidlens.retrieval.embedder import l2n
 
 def main() -> None:
     embedder = TextEmbedder("muse_v3", cache_dir=bench.OUT / "cache")
-    _config, ds = bench.load("bilibili", embedder)
-    dev = np.array([int(hashlib.sha1(i.encode()).hexdigest(), 16) % 2 == 0 for i in ds.ids])
+    ds, dev = bench.bilibili_halves(embedder)
     tax = ds.taxonomy
     parents = np.asarray(tax.l2_to_l1)
     zs = ZeroShotClassifier(tax, embedder)
