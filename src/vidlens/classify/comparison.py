@@ -66,7 +66,7 @@ class Comparison:
         sign = "no different from" if p >= alpha else ("better than" if d["value"] > 0 else "worse than")
         return (f"{b} is {sign} {a} on {metric} ({100 * d['value']:+.1f} points, "
                 f"{100 * self.confidence:.0f}% interval [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]; "
-                f"McNemar p = {format_p(p)}, {self.n} items)")
+                f"McNemar p {'' if p < 1e-16 else '= '}{format_p(p)}, {self.n} items)")
 
     def summary_rows(self) -> list[dict[str, str]]:
         """The summary as display rows: metric, A and B with intervals, B − A in points, McNemar's p."""

@@ -306,14 +306,22 @@ def compare_models(
     loaded = [_comparison_classifier(ref, lib) for ref in refs]
     rows_model = next((c for c in loaded if isinstance(c, TrainedClassifier)
                        and (c.train_config or {}).get("data", {}).get("source") == "rows"), None)
+    datasets: dict[int, ClassificationDataset] = {}  # a rows model's data is read once, also for zero-shot
+
+    def data_of(model: TrainedClassifier) -> ClassificationDataset:
+        if id(model) not in datasets:
+            datasets[id(model)] = model_dataset(model, lib, embedder)
+        return datasets[id(model)]
+
     scored = []
     for ref, clf in zip(refs, loaded, strict=True):
         if isinstance(clf, TrainedClassifier):
-            scored.append((clf.name, clf, split_dataset(clf, model_dataset(clf, lib, embedder), split)))
+            scored.append((clf.name, clf, split_dataset(clf, data_of(clf), split)))
             continue
         if rows_model is not None:
-            dataset = model_dataset(rows_model, lib, embedder)
-            zero = ZeroShotClassifier(clf or rows_model.taxonomy, embedder or TextEmbedder())
+            dataset = data_of(rows_model)
+            config = TrainConfig.from_dict(rows_model.train_config, where=f"model {rows_model.name} config")
+            zero = ZeroShotClassifier(clf or rows_model.taxonomy, _row_inputs(rows_model, config, embedder)[1])
         elif lib is not None:
             zero = zero_shot_for_library(lib, clf)
             dataset = zero.dataset_from_library(lib, require_labels=True)
@@ -352,9 +360,9 @@ def _comparison_classifier(ref: str, lib: Library | None) -> TrainedClassifier |
     return TrainedClassifier.load(find_model(ref, lib))
 
 
-def default_report_path(lib: Library, name: str, split: str) -> Path:
-    """``LIBRARY/reports/eval-<name>-<split>-<time>.html``."""
-    return lib.folder("reports") / f"eval-{name}-{split}-{time.strftime('%Y%m%d-%H%M%S')}.html"
+def default_report_path(lib: Library, name: str, split: str, kind: str = "eval") -> Path:
+    """``LIBRARY/reports/<kind>-<name>-<split>-<time>.html`` (kind ``eval`` or ``compare``)."""
+    return lib.folder("reports") / f"{kind}-{name}-{split}-{time.strftime('%Y%m%d-%H%M%S')}.html"
 
 
 # ---- prediction ----------------------------------------------------------------------------------

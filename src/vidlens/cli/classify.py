@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -145,13 +144,14 @@ def compare(ctx: CliContext, model_a: str, model_b: str, split: str, resamples: 
     bootstrap intervals, the paired difference, McNemar's test, per-class F1 and an HTML report.
 
     MODEL_A and MODEL_B are model names or folders, or zero-shot (zero-shot:TAXONOMY.yaml for another tree)."""
-    from vidlens.classify.runs import compare_models
+    from vidlens.classify.runs import compare_models, default_report_path
 
     lib = _lib_or_none(ctx)
     if report_path is None:
-        stem = "-vs-".join(re.sub(r"[^\w.-]+", "_", Path(m).name or m) for m in (model_a, model_b))
-        folder = lib.folder("reports") if lib is not None else Path("reports")
-        report_path = str(folder / f"compare-{stem}-{split}-{time.strftime('%Y%m%d-%H%M%S')}.html")
+        stem = "-vs-".join(re.sub(r"[^\w.-]+", "_", m if m.startswith("zero-shot") else Path(m).name or m)
+                           for m in (model_a, model_b))
+        report_path = str(default_report_path(lib, stem, split, kind="compare") if lib is not None
+                          else Path("reports") / f"compare-{stem}-{split}.html")
     c, path = compare_models([model_a, model_b], lib, split=split, resamples=resamples, confidence=confidence,
                              seed=seed, report=report_path)
     if as_json:
