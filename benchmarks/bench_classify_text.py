@@ -42,6 +42,7 @@ from vidlens.classify import (
     make_splits,
     read_rows,
 )
+from vidlens.classify.dataset import in_order_of_appearance
 from vidlens.classify.evaluation import evaluate
 from vidlens.classify.extend import add_category
 from vidlens.classify.report import write_report
@@ -195,23 +196,13 @@ def run_split(config, ds, split, zs):
     return result, trained, zero, baselines(ds, split)
 
 
-def fold_labels(ds, labels: list[str]) -> np.ndarray:
-    """Each row's L2 as its index in the taxonomy made from the rows themselves, so that the stratified
-    folds are the same whichever taxonomy file (and so whichever class order) is configured."""
-    names = [ds.taxonomy.l2_names[i] for i in ds.l2 if i >= 0]
-    rows = [{labels[0]: ds.taxonomy.parent(n), labels[1]: n} for n in names]  # in the data's order
-    order = {n: i for i, n in enumerate(taxonomy_from_rows(rows, labels).l2_names)}
-    remap = np.array([order.get(n, -1) for n in ds.taxonomy.l2_names])
-    return np.where(ds.l2 >= 0, remap[np.maximum(ds.l2, 0)], -1)
-
-
 def bench(name: str, embedder: TextEmbedder, extend: bool, taxonomy: str | None = None) -> dict:
     config, ds = load(name, embedder, taxonomy)
     if taxonomy is not None:  # reports of another taxonomy do not overwrite the config's own
         name = f"{name}-{'names' if taxonomy == 'from-data' else Path(taxonomy).stem}"
     zs = ZeroShotClassifier(ds.taxonomy, embedder, name=f"{name}-zero-shot")
     if name.startswith("bilibili"):
-        folds = kfold_splits(fold_labels(ds, config.data.labels), folds=5, val=config.data.split.val,
+        folds = kfold_splits(in_order_of_appearance(ds.l2), folds=5, val=config.data.split.val,
                              seed=config.data.split.seed)
     else:
         s = config.data.split

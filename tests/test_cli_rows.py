@@ -1,5 +1,6 @@
 """End-to-end: the text-only path through the command line, with the real multilingual text encoder:
-train on rows, evaluate the saved model, classify new rows (trained and zero-shot)."""
+train on rows, evaluate the saved model, classify new rows (trained and zero-shot), compare the model with
+zero-shot and cross-validate the config."""
 
 from __future__ import annotations
 
@@ -49,5 +50,11 @@ def test_rows_train_evaluate_classify_from_the_cli(tmp_path):
     assert compared["models"] == ["rows", "zero-shot"] and compared["n"] == 12
     assert set(compared["metrics"]) == {"l1_accuracy", "l2_accuracy", "l2_macro_f1"}
     assert (tmp_path / "lib" / "reports").is_dir() and compared["report"].endswith(".html")
+    # the config cross-validated: 3 folds cover the 60 rows once, a report with the folds; no model saved
+    done = run("-L", lib, "crossval", "--config", tmp_path / "rows.toml", "--folds", "3", "-q")
+    printed = " ".join(done.stdout.split())
+    assert "mean ± std over the folds: L1 acc" in printed and "pooled out-of-fold (60 items)" in printed
+    assert list((tmp_path / "lib" / "reports").glob("crossval-rows-3fold-*.html"))
+    assert sorted(p.name for p in (tmp_path / "lib" / "models").iterdir()) == ["rows"]
     bad = run("-L", lib, "classify", "--rows", new, "--field", "title", check=False)
     assert bad.returncode == 2 and "NAME=COLUMN" in bad.stderr

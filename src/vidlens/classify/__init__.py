@@ -12,12 +12,14 @@ Layout (follows the work):
   category to a trained model from a few examples;
 - ``predictions.py``: :class:`Predictions` and their JSON lines; ``metrics.py``, ``evaluation.py``
   and ``report.py``: metrics, modality ablation and the HTML reports; ``comparison.py``: two classifiers
-  on the same items, with bootstrap intervals and McNemar's test;
+  on the same items, with bootstrap intervals and McNemar's test; ``crossval.py``: k-fold
+  cross-validation of a training config;
 - ``runs.py``: the end-to-end calls the CLI makes (train from a config, evaluate, classify a library).
 """
 
 from vidlens.classify.comparison import Comparison, compare_predictions
 from vidlens.classify.config import TrainConfig
+from vidlens.classify.crossval import CrossValidation, cross_validate
 from vidlens.classify.dataset import (
     ClassificationDataset,
     DatasetError,
@@ -36,6 +38,7 @@ from vidlens.classify.runs import (
     classify_files,
     classify_library,
     compare_models,
+    cross_validate_config,
     default_taxonomy,
     evaluate_model,
     find_model,
@@ -57,6 +60,7 @@ from vidlens.classify.zeroshot import ZeroShotClassifier
 __all__ = [
     "ClassificationDataset",
     "Comparison",
+    "CrossValidation",
     "DatasetError",
     "Evaluation",
     "LabelError",
@@ -75,6 +79,8 @@ __all__ = [
     "compare_models",
     "compare_predictions",
     "confusion_matrix",
+    "cross_validate",
+    "cross_validate_config",
     "dataset_from_library",
     "dataset_from_rows",
     "default_taxonomy",

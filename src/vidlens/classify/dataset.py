@@ -318,6 +318,16 @@ def make_splits(
     return {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in out.items()}
 
 
+def in_order_of_appearance(labels: np.ndarray) -> np.ndarray:
+    """The labels renumbered by where each class first appears (-1 stays -1), so that folds made from them
+    are the same whichever taxonomy file, and so whichever class order, the data was read with."""
+    labels = np.asarray(labels)
+    classes, first = np.unique(labels[labels >= 0], return_index=True)
+    rank = np.full(int(labels.max(initial=-1)) + 1, -1)
+    rank[classes[np.argsort(first)]] = np.arange(len(classes))
+    return np.where(labels >= 0, rank[np.maximum(labels, 0)] if len(rank) else -1, -1)
+
+
 def kfold_splits(labels: np.ndarray, folds: int = 5, val: float = 0.1, seed: int = 0) -> list[dict[str, np.ndarray]]:
     """Stratified k-fold cross-validation splits; each fold's training part gives up ``val`` for a
     validation split (for early stopping), so nothing is ever tuned on the fold's test part.
@@ -354,6 +364,7 @@ __all__ = [
     "default_feature",
     "default_kind",
     "encoder_version",
+    "in_order_of_appearance",
     "kfold_splits",
     "make_splits",
     "resolve_labels",

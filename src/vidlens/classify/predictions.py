@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -77,6 +78,48 @@ class Predictions:
     def l1_pred(self) -> np.ndarray:
         """(N,) predicted L1 index: always the parent of the predicted L2."""
         return self.taxonomy.l2_to_l1[self.l2_pred]
+
+    @classmethod
+    def concat(cls, parts: Sequence[Predictions]) -> Predictions:
+        """One set of predictions from several over the same taxonomy and decoding (say, the folds of a
+        cross-validation), rows in the order given; an optional array is kept when every part has it.
+
+        Raises:
+            ValueError: no parts, or parts over different taxonomies or decodings.
+        """
+        if not parts:
+            raise ValueError("no predictions to join")
+        first = parts[0]
+        if any(p.taxonomy.l2_names != first.taxonomy.l2_names or p.taxonomy.l1_names != first.taxonomy.l1_names
+               for p in parts):
+            raise ValueError("predictions over different taxonomies cannot be joined")
+        if len({p.decoding for p in parts}) > 1:
+            raise ValueError(f"predictions read by different decodings cannot be joined: "
+                             f"{sorted({p.decoding for p in parts})}")
+
+        def join(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+            return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+        def join_dict(dicts: list[dict[str, np.ndarray] | None]) -> dict[str, np.ndarray] | None:
+            if any(d is None for d in dicts):
+                return None
+            keys = [k for k in dicts[0] if all(k in d for d in dicts)]
+            return {k: np.concatenate([d[k] for d in dicts]) for k in keys}
+
+        return cls(
+            ids=[i for p in parts for i in p.ids],
+            taxonomy=first.taxonomy,
+            l2_probs=np.concatenate([p.l2_probs for p in parts]),
+            l1_probs=np.concatenate([p.l1_probs for p in parts]),
+            present=join_dict([p.present for p in parts]) or {},
+            method=first.method,
+            model=first.model,
+            modality_weights=join_dict([p.modality_weights for p in parts]),
+            independent_l1=join([p.independent_l1 for p in parts]),
+            independent_l2=join([p.independent_l2 for p in parts]),
+            labels=join([p.labels for p in parts]),
+            decoding=first.decoding,
+        )
 
     def decoded(self, decoding: Decoding) -> Predictions:
         """A copy that reads its predicted pair by ``decoding`` (confidences unchanged)."""

@@ -150,8 +150,32 @@ def _page_head(title: str) -> list[str]:
     ]
 
 
-def render_report(ev: Evaluation, extra: dict[str, Any] | None = None) -> str:
-    """The report as one HTML string."""
+def _folds_plot(folds: list[dict[str, Any]]) -> str | None:
+    """Each fold's test figure as a dot per metric, the mean as a bar: the spread a single split hides."""
+    metrics = [m for m in ("l1_accuracy", "l2_accuracy", "l2_macro_f1") if all(m in f["metrics"] for f in folds)]
+    if not folds or not metrics:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 2.8))
+    for x, m in enumerate(metrics):
+        values = [f["metrics"][m] for f in folds]
+        ax.scatter([x] * len(values), values, color="#2f6fb0", zorder=3)
+        ax.hlines(float(np.mean(values)), x - 0.25, x + 0.25, color="#c0392b")
+    ax.set_xticks(range(len(metrics)), metrics)
+    ax.set_xlim(-0.6, len(metrics) - 0.4)
+    ax.set_ylabel(f"test part of each of {len(folds)} folds")
+    return _png(fig)
+
+
+def _folds_section(folds: list[dict[str, Any]]) -> list[str]:
+    columns = ["fold", "train", "val", "test", "best_epoch", "l1_accuracy", "l2_accuracy", "l2_macro_f1"]
+    rows = [{**{k: f[k] for k in columns[:5]}, **{m: f["metrics"].get(m, "") for m in columns[5:]}} for f in folds]
+    return ["<h2>Folds</h2>", _img(_folds_plot(folds), "per-fold metrics"), _table(rows, columns)]
+
+
+def render_report(ev: Evaluation, extra: dict[str, Any] | None = None,
+                  folds: list[dict[str, Any]] | None = None) -> str:
+    """The report as one HTML string (``folds``: a cross-validation's per-fold results, shown first)."""
     tax = ev.predictions.taxonomy if ev.predictions is not None else None
     metrics = [{"metric": k, "value": ev.metrics[k]} for k in _METRIC_ORDER if k in ev.metrics]
     parts = [
@@ -161,6 +185,7 @@ def render_report(ev: Evaluation, extra: dict[str, Any] | None = None) -> str:
         f"{ev.metrics.get('n', 0)} labelled items · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p>",
         "<h2>Summary</h2>",
         _table(metrics),
+        *(_folds_section(folds) if folds else []),
     ]
     if extra:
         parts += ["<h2>Details</h2>", "<pre>" + html.escape(json.dumps(extra, ensure_ascii=False, indent=2)) + "</pre>"]
@@ -200,11 +225,12 @@ def _top_confusions(matrix: np.ndarray, names: list[str], k: int = 25) -> list[d
     return out
 
 
-def write_report(ev: Evaluation, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+def write_report(ev: Evaluation, path: str | Path, extra: dict[str, Any] | None = None,
+                 folds: list[dict[str, Any]] | None = None) -> Path:
     """Write the HTML report (and ``<path>.json`` with the numbers) and return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(ev, extra), encoding="utf-8")
+    path.write_text(render_report(ev, extra, folds), encoding="utf-8")
     path.with_suffix(".json").write_text(
         json.dumps({**ev.to_dict(), **({"details": extra} if extra else {})}, ensure_ascii=False, indent=2),
         encoding="utf-8",

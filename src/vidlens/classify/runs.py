@@ -17,6 +17,7 @@ import numpy as np
 
 from vidlens.classify.comparison import Comparison, compare_predictions
 from vidlens.classify.config import TrainConfig
+from vidlens.classify.crossval import CrossValidation, cross_validate
 from vidlens.classify.dataset import ClassificationDataset, DatasetError, make_splits
 from vidlens.classify.evaluation import Evaluation, evaluate
 from vidlens.classify.metrics import classification_metrics
@@ -120,21 +121,9 @@ def train_from_config(
         if lib is None:
             raise ConfigError("no output folder: give a library or an output folder")
         out = lib.folder("models") / config.name
-    if embedder is None and config.data.source == "rows":
-        # one encoder embeds the rows and, for train.zero_shot_blend, the category descriptions
-        embedder = TextEmbedder(config.data.text_encoder, cache_dir=config.data.cache_dir)
-    dataset = build_dataset(config, lib, embedder, progress)
-    skipped = dataset.source.get("skipped_bad_labels", 0)
-    if skipped and log is not None:
-        log(f"left out {skipped} row(s) whose labels are not in the taxonomy (data.skip_bad_labels), e.g. "
-            + "; ".join(dataset.source.get("skipped_examples", [])))
-    labelled = dataset.labelled
-    if labelled.sum() < 2:
-        raise DatasetError(f"only {int(labelled.sum())} labelled item(s); training needs more")
+    dataset, embedder = _training_data(config, lib, embedder, progress, log)
     s = config.data.split
     splits = make_splits(dataset.l2, val=s.val, test=s.test, seed=s.seed)
-    if config.train.zero_shot_blend and embedder is None and lib is not None:
-        embedder = embedder_for_library(lib)  # source 'library': the encoder that made its text features
     result = fit(config, dataset, splits, progress=progress, log=log, embedder=embedder)
     classifier = result.classifier
     card = dict(classifier.metrics)
@@ -147,6 +136,58 @@ def train_from_config(
     classifier.metrics = card
     folder = classifier.save(out)
     return classifier, folder
+
+
+def _training_data(
+    config: TrainConfig, lib: Library | None, embedder: TextEmbedder | None, progress: bool,
+    log: Callable[[str], None] | None,
+) -> tuple[ClassificationDataset, TextEmbedder | None]:
+    """The labelled data of a config (rows it leaves out are logged) and the text encoder training uses."""
+    if embedder is None and config.data.source == "rows":
+        # one encoder embeds the rows and, for train.zero_shot_blend, the category descriptions
+        embedder = TextEmbedder(config.data.text_encoder, cache_dir=config.data.cache_dir)
+    dataset = build_dataset(config, lib, embedder, progress)
+    skipped = dataset.source.get("skipped_bad_labels", 0)
+    if skipped and log is not None:
+        log(f"left out {skipped} row(s) whose labels are not in the taxonomy (data.skip_bad_labels), e.g. "
+            + "; ".join(dataset.source.get("skipped_examples", [])))
+    labelled = dataset.labelled
+    if labelled.sum() < 2:
+        raise DatasetError(f"only {int(labelled.sum())} labelled item(s); training needs more")
+    if config.train.zero_shot_blend and embedder is None and lib is not None:
+        embedder = embedder_for_library(lib)  # source 'library': the encoder that made its text features
+    return dataset, embedder
+
+
+def cross_validate_config(
+    config: TrainConfig,
+    lib: Library | None = None,
+    folds: int = 5,
+    *,
+    seed: int | None = None,
+    report: str | os.PathLike | None = None,
+    embedder: TextEmbedder | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> tuple[CrossValidation, Path | None]:
+    """k-fold cross-validation of a training config (see :mod:`vidlens.classify.crossval`); nothing is saved
+    but the report.
+
+    Args:
+        config: the training config.
+        lib: the library (source 'library').
+        folds: number of folds.
+        seed: fold assignment seed (default the config's split seed).
+        report: write the HTML report of the pooled out-of-fold predictions (and its JSON) here.
+        embedder, progress, log: as for :func:`train_from_config`.
+    """
+    dataset, embedder = _training_data(config, lib, embedder, progress, log)
+    cv = cross_validate(config, dataset, folds, seed=seed, embedder=embedder, progress=progress, log=log)
+    path = None
+    if report is not None and cv.pooled is not None:
+        extra = {"data": dataset.describe(), "folds": cv.folds, "mean": cv.mean, "std": cv.std, "seed": cv.seed}
+        path = write_report(cv.pooled, report, extra=extra, folds=cv.folds)
+    return cv, path
 
 
 # ---- finding and loading models ------------------------------------------------------------------
@@ -517,6 +558,7 @@ __all__ = [
     "classify_library",
     "classify_rows",
     "compare_models",
+    "cross_validate_config",
     "default_report_path",
     "default_taxonomy",
     "evaluate_model",

@@ -82,6 +82,52 @@ def train(ctx: CliContext, config_path: str, name: str | None, out_dir: str | No
 
 
 @cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="training config (.toml/.yaml/.json), as for `vidlens train`")
+@click.option("--folds", default=5, show_default=True, help="number of stratified folds")
+@click.option("--seed", default=None, type=int, help="fold assignment seed (default: the config's split seed)")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="HTML report path (default LIBRARY/reports/crossval-NAME-KFOLD-TIME.html)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar or per-epoch lines")
+@click.option("--json", "as_json", is_flag=True, help="print the folds and their summary as JSON")
+@pass_ctx
+def crossval(ctx: CliContext, config_path: str, folds: int, seed: int | None, report_path: str | None, quiet: bool,
+             as_json: bool) -> None:
+    """Cross-validate a training config: train it on each of K stratified folds, report each fold's test
+    metrics, their mean and spread, and the pooled out-of-fold predictions (per class, confusion matrices).
+    Measures the config; saves no model (`vidlens train` does)."""
+    from vidlens.classify.config import TrainConfig
+    from vidlens.classify.runs import cross_validate_config, default_report_path
+
+    config = TrainConfig.load(config_path)
+    lib = ctx.lib(create=config.data.source == "rows")  # as `vidlens train` does: the report goes there
+    report_path = report_path or str(default_report_path(lib, config.name, f"{folds}fold", kind="crossval"))
+    log = None if quiet or as_json else (lambda line: err.print(line, highlight=False))
+    cv, path = cross_validate_config(config, lib, folds, seed=seed, report=report_path,
+                                     progress=not quiet and not as_json, log=log)
+    if as_json:
+        print_json({"report": str(path) if path else None, **cv.to_dict()})
+        return
+    shown = {"l1_accuracy": "L1 acc", "l2_accuracy": "L2 acc", "l2_macro_f1": "L2 macro-F1"}
+    table = Table(title=f"{cv.name}: {len(cv.folds)}-fold cross-validation (seed {cv.seed}), test part of each fold")
+    for col in ("fold", "train", "test", "best epoch", *shown.values()):
+        table.add_column(col)
+    for f in cv.folds:
+        table.add_row(str(f["fold"]), str(f["train"]), str(f["test"]), str(f["best_epoch"]),
+                      *(f"{f['metrics'][m]:.4f}" for m in shown))
+    out.print(table)
+    out.print("mean ± std over the folds: " + ", ".join(f"{label} {cv.mean[m]:.4f} ± {cv.std[m]:.4f}"
+                                                         for m, label in shown.items()), highlight=False)
+    if cv.pooled is not None:
+        m = cv.pooled.metrics
+        out.print(f"pooled out-of-fold ({m['n']} items): L1 {m['l1_accuracy']:.4f}, L2 {m['l2_accuracy']:.4f}, "
+                  f"L2 macro-F1 {m['l2_macro_f1']:.4f}", highlight=False)
+        out.print(f"report: {path}")
+    else:
+        out.print(cv.note)
+
+
+@cli.command()
 @click.option("--model", "model", default=None, help="model name in the library or model folder (default: newest)")
 @click.option("--zero-shot", is_flag=True, help="evaluate the zero-shot classifier instead")
 @click.option("--taxonomy", type=click.Path(dir_okay=False), default=None, help="taxonomy for --zero-shot")

@@ -1,5 +1,5 @@
-"""Comparing two classifiers: the statistics on hand-made predictions, then compare_models on trained rows
-models and zero-shot (tiny text encoder)."""
+"""Measuring models honestly: comparing two classifiers (the statistics on hand-made predictions, then
+compare_models on trained rows models and zero-shot) and cross-validating a config (tiny text encoder)."""
 
 from __future__ import annotations
 
@@ -119,3 +119,40 @@ def test_compare_models_on_rows_and_zero_shot(tmp_path):
         compare_models(["zero-shot", "zero-shot"], None)
     with pytest.raises(ConfigError, match="two classifiers"):
         compare_models([str(folders["long"])], None)
+
+
+def test_predictions_join_in_order_and_refuse_mixed_decodings():
+    a, b = _predictions(["a1", "b1"]), _predictions(["a2"])
+    b.ids = ["w0"]
+    joined = Predictions.concat([a, b])
+    assert joined.ids == ["v0", "v1", "w0"] and [TAX.l2_names[i] for i in joined.l2_pred] == ["a1", "b1", "a2"]
+    assert joined.modality_weights is None and joined.l1_probs.shape == (3, TAX.num_l1)
+    with pytest.raises(ValueError, match="decodings"):
+        Predictions.concat([a, b.decoded("top_down")])
+
+
+def test_cross_validation_of_a_rows_config(tmp_path):
+    from test_classify import TITLE_BRANCH, _rows_config, _rows_dataset
+
+    from vidlens.classify.runs import cross_validate_config
+
+    ds, _rows, _tax = _rows_dataset(tmp_path)  # writes rows.jsonl
+    config = _rows_config(tmp_path, 'taxonomy = "from-data"\n',
+                          f'{TITLE_BRANCH}[train]\nepochs = 5\nlr = 0.01\nbatch_size = 16\n')
+    lines = []
+    cv, report = cross_validate_config(config, None, 3, report=tmp_path / "cv.html",
+                                       embedder=TextEmbedder(CharBagEncoder()), log=lines.append)
+    assert [f["fold"] for f in cv.folds] == [1, 2, 3] and sum(f["test"] for f in cv.folds) == len(ds) == 90
+    assert sum("fold 2/3" in line for line in lines) == 1
+    # every labelled row is predicted once, by the fold model that did not train on it
+    assert cv.pooled is not None and cv.pooled.metrics["n"] == 90
+    assert sorted(cv.pooled.predictions.ids) == sorted(ds.ids)
+    accs = [f["metrics"]["l2_accuracy"] for f in cv.folds]
+    assert min(accs) <= cv.mean["l2_accuracy"] <= max(accs) and cv.std["l2_accuracy"] >= 0
+    html = report.read_text(encoding="utf-8")
+    assert "<h2>Folds</h2>" in html and html.count("<img") >= 2 and "3-fold out-of-fold" in html
+    assert json.loads(json.dumps(cv.to_dict()))["mean"] == cv.mean
+    # a different seed deals other folds
+    other, _ = cross_validate_config(config, None, 3, seed=5, embedder=TextEmbedder(CharBagEncoder()))
+    assert [f["test"] for f in other.folds] == [f["test"] for f in cv.folds]  # same stratified sizes
+    assert other.seed == 5 and other.pooled.predictions.ids != cv.pooled.predictions.ids  # fold by fold
