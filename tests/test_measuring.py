@@ -131,6 +131,17 @@ def test_predictions_join_in_order_and_refuse_mixed_decodings():
         Predictions.concat([a, b.decoded("top_down")])
 
 
+def test_folds_do_not_depend_on_the_class_numbering():
+    from vidlens.classify import kfold_splits
+    from vidlens.classify.dataset import in_order_of_appearance
+
+    labels = np.array([3, -1, 1, 3, 0, 1, 0, 3, 1, 0, 3, 1])
+    assert in_order_of_appearance(labels).tolist() == [0, -1, 1, 0, 2, 1, 2, 0, 1, 2, 0, 1]
+    renamed = np.array([{3: 7, 1: 2, 0: 5, -1: -1}[x] for x in labels])  # another taxonomy's class order
+    a, b = (kfold_splits(in_order_of_appearance(x), folds=3) for x in (labels, renamed))
+    assert all((fa["test"] == fb["test"]).all() for fa, fb in zip(a, b, strict=True))
+
+
 def test_cross_validation_of_a_rows_config(tmp_path):
     from test_classify import TITLE_BRANCH, _rows_config, _rows_dataset
 
