@@ -50,6 +50,14 @@ def test_rows_train_evaluate_classify_from_the_cli(tmp_path):
     assert compared["models"] == ["rows", "zero-shot"] and compared["n"] == 12
     assert set(compared["metrics"]) == {"l1_accuracy", "l2_accuracy", "l2_macro_f1"}
     assert (tmp_path / "lib" / "reports").is_dir() and compared["report"].endswith(".html")
+    # a taxonomy owner's check: the rows' own label names against a tree with keywords, zero-shot on all rows
+    (tmp_path / "tree.yaml").write_text(
+        "categories:\n- {name: 体育, children: [{name: 球类, keywords: [足球, 篮球]},\n"
+        "                         {name: 田径, keywords: [马拉松, 短跑]}]}\n"
+        "- {name: 美食, children: [{name: 家常菜, keywords: [红烧肉, 番茄炒蛋]}]}\n", encoding="utf-8")
+    trees = json.loads(run("-L", lib, "compare", "zero-shot:from-data", f"zero-shot:{tmp_path / 'tree.yaml'}",
+                           "--rows", tmp_path / "rows.jsonl", "--field", "title=title", "--json").stdout)
+    assert trees["n"] == 60 and trees["split"] == "all" and trees["models"][0] == "zero-shot:from-data"
     # the config cross-validated: 3 folds cover the 60 rows once, a report with the folds; no model saved
     done = run("-L", lib, "crossval", "--config", tmp_path / "rows.toml", "--folds", "3", "-q")
     printed = " ".join(done.stdout.split())

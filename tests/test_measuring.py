@@ -121,6 +121,28 @@ def test_compare_models_on_rows_and_zero_shot(tmp_path):
         compare_models([str(folders["long"])], None)
 
 
+def test_compare_two_zero_shot_trees_on_labelled_rows(tmp_path):
+    from test_classify import _rows_dataset
+
+    from vidlens.classify.runs import compare_models
+
+    _ds, _rows, tax = _rows_dataset(tmp_path)  # writes rows.jsonl (labels l1, l2; title, desc)
+    described = Taxonomy.from_records([{"name": c.name, "parent": c.parent, "keywords": {
+        "球类": ["足球", "篮球"], "家常菜": ["红烧肉"], "面食": ["面条"]}.get(c.name, [])} for c in tax.categories])
+    described.save(tmp_path / "described.yaml")
+    embedder = TextEmbedder(CharBagEncoder())
+    c, _ = compare_models(["zero-shot:from-data", f"zero-shot:{tmp_path / 'described.yaml'}"], None,
+                          rows=tmp_path / "rows.jsonl", fields={"title": ["title"]}, resamples=200,
+                          embedder=embedder)
+    assert c.n == 90 and c.split == "all" and c.models[0] == "zero-shot:from-data"
+    # the keywords name what the titles say: the described tree is the better zero-shot classifier
+    assert c.metrics["l2_accuracy"]["b"]["value"] > c.metrics["l2_accuracy"]["a"]["value"]
+    with pytest.raises(ConfigError, match="compares zero-shot trees"):
+        compare_models(["zero-shot", str(tmp_path)], None, rows=tmp_path / "rows.jsonl", embedder=embedder)
+    with pytest.raises(ConfigError, match="only with --rows"):
+        compare_models(["zero-shot:from-data", "zero-shot"], None)
+
+
 def test_predictions_join_in_order_and_refuse_mixed_decodings():
     a, b = _predictions(["a1", "b1"]), _predictions(["a2"])
     b.ids = ["w0"]

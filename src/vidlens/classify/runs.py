@@ -323,27 +323,39 @@ def compare_models(
     seed: int = 0,
     report: str | os.PathLike | None = None,
     embedder: TextEmbedder | None = None,
+    rows: str | os.PathLike | None = None,
+    labels: Sequence[str] = ("l1", "l2"),
+    fields: dict[str, list[str]] | None = None,
+    id_field: str = "id",
 ) -> tuple[Comparison, Path | None]:
     """Compare two classifiers on the labelled items both are scored on (see :mod:`vidlens.classify.comparison`).
 
     Args:
         refs: two trained models (names in the library or folders), or ``zero-shot`` /
             ``zero-shot:TAXONOMY_FILE`` (zero-shot over that tree; plain ``zero-shot``: the trained model's
-            tree when it was trained on rows, else the library's own).
+            tree when it was trained on rows, else the library's own). With ``rows``,
+            ``zero-shot:from-data`` is the tree of the rows' own label names (names only).
         lib: the library (needed for models trained on its videos, and for zero-shot without a rows model).
         split: a trained model is scored on its saved split (``all``: every labelled item); zero-shot on
             every labelled item; the comparison keeps the items both have.
         resamples, confidence, seed: the bootstrap.
         report: write the HTML report (and its JSON) here.
         embedder: the text encoder for rows data (default: the models' own).
+        rows: compare two zero-shot trees on this labelled rows file instead (``.jsonl``/``.json``/``.csv``;
+            what a taxonomy owner runs to see what an edited tree gains).
+        labels, fields, id_field: with ``rows``: the L1 and L2 label columns, the text fields (default
+            :data:`ZERO_SHOT_ROW_FIELDS`) and the id column.
 
     Raises:
-        ConfigError: not two references, or zero-shot without data to read.
+        ConfigError: not two references, zero-shot without data to read, or a trained model with ``rows``.
         DatasetError: no item in common, or the two read different labels for the same item.
         NotFoundError: a model is not found.
     """
     if len(refs) != 2:
         raise ConfigError(f"compare takes two classifiers, got {len(refs)}")
+    if rows is not None:
+        return _compare_trees_on_rows(refs, lib, rows, labels, fields, id_field, embedder, resamples=resamples,
+                                      confidence=confidence, seed=seed, report=report)
     loaded = [_comparison_classifier(ref, lib) for ref in refs]
     rows_model = next((c for c in loaded if isinstance(c, TrainedClassifier)
                        and (c.train_config or {}).get("data", {}).get("source") == "rows"), None)
@@ -369,6 +381,35 @@ def compare_models(
         else:
             raise ConfigError(f"{ref}: zero-shot needs labelled data: a library (-L) or a model trained on rows")
         scored.append((ref, zero, split_dataset(zero, dataset, "all")))
+    return _compare_scored(scored, refs, split, resamples=resamples, confidence=confidence, seed=seed, report=report)
+
+
+def _compare_trees_on_rows(
+    refs: Sequence[str], lib: Library | None, rows_path: str | os.PathLike, labels: Sequence[str],
+    fields: dict[str, list[str]] | None, id_field: str, embedder: TextEmbedder | None, **options: Any,
+) -> tuple[Comparison, Path | None]:
+    """Two zero-shot trees scored on every labelled row of a file; the truth is the rows' own label names."""
+    if any(ref != ZERO_SHOT and not ref.startswith(ZERO_SHOT + ":") for ref in refs):
+        raise ConfigError("--rows compares zero-shot trees (zero-shot, zero-shot:FILE, zero-shot:from-data); "
+                          "a trained model is compared on its own data, without --rows")
+    rows = read_rows(rows_path)
+    own = taxonomy_from_rows(rows, list(labels))
+    embedder = embedder or TextEmbedder()
+    dataset = dataset_from_rows(rows, own, fields=fields or ZERO_SHOT_ROW_FIELDS, labels=list(labels),
+                                embedder=embedder, id_field=id_field, name=Path(rows_path).stem)
+    scored = []
+    for ref in refs:
+        tree = own if ref == f"{ZERO_SHOT}:from-data" else default_taxonomy(lib, _comparison_classifier(ref, lib))
+        zero = ZeroShotClassifier(tree, embedder)
+        scored.append((ref, zero, split_dataset(zero, dataset, "all")))
+    return _compare_scored(scored, refs, "all", **options)
+
+
+def _compare_scored(
+    scored: list[tuple[str, Any, ClassificationDataset]], refs: Sequence[str], split: str, *, resamples: int,
+    confidence: float, seed: int, report: str | os.PathLike | None,
+) -> tuple[Comparison, Path | None]:
+    """``(name, classifier, dataset)`` twice -> the comparison on the ids both datasets hold."""
     if scored[0][0] == scored[1][0]:
         scored = [(f"{name} ({side})", clf, ds) for (name, clf, ds), side in zip(scored, "AB", strict=True)]
     other = set(scored[1][2].ids)
@@ -397,6 +438,8 @@ def _comparison_classifier(ref: str, lib: Library | None) -> TrainedClassifier |
     """A loaded model, or for ``zero-shot[:FILE]`` the tree it names (None: the default tree)."""
     if ref == ZERO_SHOT or ref.startswith(ZERO_SHOT + ":"):
         path = ref[len(ZERO_SHOT) + 1 :]
+        if path == "from-data":
+            raise ConfigError(f"{ref}: the rows' own label names are a tree only with --rows")
         return Taxonomy.load(path) if path else None
     return TrainedClassifier.load(find_model(ref, lib))
 

@@ -324,13 +324,14 @@ def taxonomy_from_rows(rows: Iterable[Mapping[str, Any]], labels: Sequence[str])
         raise DatasetError(f"taxonomy from rows needs one or two label columns, not {list(labels)}")
     parent_of: dict[str, str] = {}
     order: list[str] = []
-    for row in rows:
+    for position, row in enumerate(rows):
         values = [str(row.get(c) or "").strip() for c in labels]
         if not all(values):
             continue
         l1, l2 = ("all", values[0]) if len(values) == 1 else (values[0], values[1])
         if parent_of.setdefault(l2, l1) != l1:
-            raise DatasetError(f"label {l2!r} appears under both {parent_of[l2]!r} and {l1!r}")
+            raise DatasetError(f"label {l2!r} appears under both {parent_of[l2]!r} and {l1!r} "
+                               f"(the second at line {row.get('_line', position + 1)})")
         if l1 not in order:
             order.append(l1)
     cats = [Category(name=a) for a in order] + [Category(name=b, parent=a) for b, a in parent_of.items()]

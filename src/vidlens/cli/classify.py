@@ -183,23 +183,38 @@ def evaluate(ctx: CliContext, model: str | None, zero_shot: bool, taxonomy: str 
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="HTML report path (default LIBRARY/reports/compare-A-vs-B-SPLIT-TIME.html)")
 @click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
+@click.option("--rows", "rows_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="compare two zero-shot trees on this labelled rows file (.jsonl/.json/.csv)")
+@click.option("--labels", default="l1,l2", show_default=True, metavar="L1COL,L2COL",
+              help="with --rows: the label columns")
+@click.option("--field", "fields", multiple=True, metavar="NAME=COL[,COL]",
+              help="with --rows: a text field and its columns (default title=title, summary=summary,desc,description)")
+@click.option("--id-field", default="id", show_default=True, metavar="COL", help="with --rows: the id column")
 @pass_ctx
 def compare(ctx: CliContext, model_a: str, model_b: str, split: str, resamples: int, confidence: float, seed: int,
-            report_path: str | None, as_json: bool) -> None:
+            report_path: str | None, as_json: bool, rows_path: str | None, labels: str, fields: tuple[str, ...],
+            id_field: str) -> None:
     """Compare two classifiers on the labelled items both are scored on: accuracies and macro-F1 with
     bootstrap intervals, the paired difference, McNemar's test, per-class F1 and an HTML report.
 
-    MODEL_A and MODEL_B are model names or folders, or zero-shot (zero-shot:TAXONOMY.yaml for another tree)."""
+    MODEL_A and MODEL_B are model names or folders, or zero-shot (zero-shot:TAXONOMY.yaml for another tree).
+    With --rows, two zero-shot trees on a labelled rows file; zero-shot:from-data is the rows' own label
+    names, e.g. `compare zero-shot:from-data zero-shot:curated.yaml --rows labelled.jsonl`."""
     from vidlens.classify.runs import compare_models, default_report_path
 
     lib = _lib_or_none(ctx)
     if report_path is None:
         stem = "-vs-".join(re.sub(r"[^\w.-]+", "_", m if m.startswith("zero-shot") else Path(m).name or m)
                            for m in (model_a, model_b))
-        report_path = str(default_report_path(lib, stem, split, kind="compare") if lib is not None
-                          else Path("reports") / f"compare-{stem}-{split}.html")
+        scope = "all" if rows_path else split  # a rows file is compared on all its labelled rows
+        report_path = str(default_report_path(lib, stem, scope, kind="compare") if lib is not None
+                          else Path("reports") / f"compare-{stem}-{scope}.html")
+    label_columns = [c.strip() for c in labels.split(",") if c.strip()]
+    if len(label_columns) != 2:
+        raise click.BadParameter(f"{labels!r}: give the L1 and the L2 column, e.g. l1,l2", param_hint="--labels")
     c, path = compare_models([model_a, model_b], lib, split=split, resamples=resamples, confidence=confidence,
-                             seed=seed, report=report_path)
+                             seed=seed, report=report_path, rows=rows_path, labels=label_columns,
+                             fields=_parse_fields(fields) or None, id_field=id_field)
     if as_json:
         print_json({"report": str(path), **c.to_dict()})
         return
