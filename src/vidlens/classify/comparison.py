@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from vidlens.classify.dataset import DatasetError
+from vidlens.classify.metrics import f1_per_class, macro_f1
 from vidlens.classify.predictions import Predictions
 
 METRICS = ("l1_accuracy", "l2_accuracy", "l2_macro_f1")
@@ -102,18 +103,6 @@ def mcnemar_p_value(a_only: int, b_only: int) -> float:
     return 1.0 if n == 0 else float(binomtest(min(a_only, b_only), n, 0.5).pvalue)
 
 
-def _macro_f1(truth: np.ndarray, pred: np.ndarray, n_classes: int, weights: np.ndarray | None = None) -> float:
-    """Macro-F1 over the classes present in the (weighted) truth; ``weights`` counts each item (bootstrap)."""
-    w = np.ones(len(truth)) if weights is None else weights
-    support = np.bincount(truth, weights=w, minlength=n_classes)
-    predicted = np.bincount(pred, weights=w, minlength=n_classes)
-    tp = np.bincount(truth[truth == pred], weights=w[truth == pred], minlength=n_classes)
-    denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros(n_classes), where=denom > 0)
-    present = support > 0
-    return float(f1[present].mean()) if present.any() else 0.0
-
-
 def _interval(samples: np.ndarray, value: float, confidence: float) -> dict[str, float]:
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(samples, [tail, 100 - tail])
@@ -169,7 +158,7 @@ def compare_predictions(
         return {
             "l1_accuracy": (float(w @ right["l1"][0]) / total, float(w @ right["l1"][1]) / total),
             "l2_accuracy": (float(w @ right["l2"][0]) / total, float(w @ right["l2"][1]) / total),
-            "l2_macro_f1": (_macro_f1(y, pa, k, w), _macro_f1(y, pb, k, w)),
+            "l2_macro_f1": (macro_f1(y, pa, k, w), macro_f1(y, pb, k, w)),
         }
 
     observed = values(None)
@@ -190,14 +179,12 @@ def compare_predictions(
     for level, (ra, rb) in right.items():
         a_only, b_only = int((ra & ~rb).sum()), int((~ra & rb).sum())
         mcnemar[level] = {"a_only": a_only, "b_only": b_only, "p_value": mcnemar_p_value(a_only, b_only)}
+    _, _, f1_a, support = f1_per_class(y, pa, k)
+    f1_b = f1_per_class(y, pb, k)[2]
     per_class = []
     for c, name in enumerate(classes):
-        row: dict[str, Any] = {"name": name, "support": int((y == c).sum())}
-        for key, pred in (("f1_a", pa), ("f1_b", pb)):
-            tp, denom = int(((pred == c) & (y == c)).sum()), int((pred == c).sum() + (y == c).sum())
-            row[key] = round(2 * tp / denom, 4) if denom else 0.0
-        row["delta"] = round(row["f1_b"] - row["f1_a"], 4)
-        per_class.append(row)
+        fa, fb = round(float(f1_a[c]), 4), round(float(f1_b[c]), 4)
+        per_class.append({"name": name, "support": int(support[c]), "f1_a": fa, "f1_b": fb, "delta": round(fb - fa, 4)})
     per_class.sort(key=lambda r: (-r["delta"], r["name"]))
     return Comparison(
         models=(a.model or "A", b.model or "B"),

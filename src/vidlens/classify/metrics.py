@@ -13,10 +13,15 @@ import numpy as np
 from vidlens.classify.predictions import Predictions
 
 
-def _f1_per_class(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[np.ndarray, ...]:
-    tp = np.bincount(y_true[y_true == y_pred], minlength=n_classes).astype(float)
-    pred_count = np.bincount(y_pred, minlength=n_classes).astype(float)
-    support = np.bincount(y_true, minlength=n_classes).astype(float)
+def f1_per_class(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
+                 weights: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """Precision, recall, F1 and support of each class; ``weights`` counts each item that many times (a
+    bootstrap resample)."""
+    right = y_true == y_pred
+    tp = np.bincount(y_true[right], weights=None if weights is None else weights[right],
+                     minlength=n_classes).astype(float)
+    pred_count = np.bincount(y_pred, weights=weights, minlength=n_classes).astype(float)
+    support = np.bincount(y_true, weights=weights, minlength=n_classes).astype(float)
     precision = np.divide(tp, pred_count, out=np.zeros(n_classes), where=pred_count > 0)
     recall = np.divide(tp, support, out=np.zeros(n_classes), where=support > 0)
     denom = precision + recall
@@ -24,9 +29,9 @@ def _f1_per_class(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tup
     return precision, recall, f1, support
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    """Mean F1 over the classes that occur in ``y_true``."""
-    _, _, f1, support = _f1_per_class(y_true, y_pred, n_classes)
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, weights: np.ndarray | None = None) -> float:
+    """Mean F1 over the classes that occur in ``y_true`` (``weights``: as for :func:`f1_per_class`)."""
+    _, _, f1, support = f1_per_class(y_true, y_pred, n_classes, weights)
     seen = support > 0
     return float(f1[seen].mean()) if seen.any() else 0.0
 
@@ -117,7 +122,7 @@ def per_class_table(pred: Predictions, l2_true: np.ndarray, level: int = 2) -> l
         y, p, names, n_classes = tax.l2_to_l1[y2], pred.l1_pred[keep], tax.l1_names, tax.num_l1
     else:
         y, p, names, n_classes = y2, pred.l2_pred[keep], tax.l2_names, tax.num_l2
-    precision, recall, f1, support = _f1_per_class(y, p, n_classes)
+    precision, recall, f1, support = f1_per_class(y, p, n_classes)
     predicted = np.bincount(p, minlength=n_classes)
     rows = []
     for c in range(n_classes):
@@ -152,6 +157,7 @@ def confusion_matrix(pred: Predictions, l2_true: np.ndarray, level: int = 1) -> 
 __all__ = [
     "classification_metrics",
     "confusion_matrix",
+    "f1_per_class",
     "global_average_precision",
     "macro_f1",
     "per_class_table",
