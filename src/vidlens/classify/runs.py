@@ -389,7 +389,7 @@ def _compare_trees_on_rows(
     fields: dict[str, list[str]] | None, id_field: str, embedder: TextEmbedder | None, **options: Any,
 ) -> tuple[Comparison, Path | None]:
     """Two zero-shot trees scored on every labelled row of a file; the truth is the rows' own label names."""
-    if any(ref != ZERO_SHOT and not ref.startswith(ZERO_SHOT + ":") for ref in refs):
+    if not all(map(is_zero_shot, refs)):
         raise ConfigError("--rows compares zero-shot trees (zero-shot, zero-shot:FILE, zero-shot:from-data); "
                           "a trained model is compared on its own data, without --rows")
     rows = read_rows(rows_path)
@@ -397,12 +397,11 @@ def _compare_trees_on_rows(
     embedder = embedder or TextEmbedder()
     dataset = dataset_from_rows(rows, own, fields=fields or ZERO_SHOT_ROW_FIELDS, labels=list(labels),
                                 embedder=embedder, id_field=id_field, name=Path(rows_path).stem)
-    scored = []
-    for ref in refs:
-        tree = own if ref == f"{ZERO_SHOT}:from-data" else default_taxonomy(lib, _comparison_classifier(ref, lib))
-        zero = ZeroShotClassifier(tree, embedder)
-        scored.append((ref, zero, split_dataset(zero, dataset, "all")))
-    return _compare_scored(scored, refs, "all", **options)
+    zeros = [ZeroShotClassifier(own if ref == f"{ZERO_SHOT}:from-data"
+                                else default_taxonomy(lib, _comparison_classifier(ref, lib)), embedder) for ref in refs]
+    labelled = split_dataset(zeros[0], dataset, "all")  # the same rows for both trees
+    return _compare_scored([(ref, zero, labelled) for ref, zero in zip(refs, zeros, strict=True)], refs, "all",
+                           **options)
 
 
 def _compare_scored(
@@ -434,9 +433,14 @@ def _compare_scored(
     return comparison, path
 
 
+def is_zero_shot(ref: str) -> bool:
+    """Whether a classifier reference names zero-shot (``zero-shot`` or ``zero-shot:TREE``), not a model."""
+    return ref == ZERO_SHOT or ref.startswith(ZERO_SHOT + ":")
+
+
 def _comparison_classifier(ref: str, lib: Library | None) -> TrainedClassifier | Taxonomy | None:
     """A loaded model, or for ``zero-shot[:FILE]`` the tree it names (None: the default tree)."""
-    if ref == ZERO_SHOT or ref.startswith(ZERO_SHOT + ":"):
+    if is_zero_shot(ref):
         path = ref[len(ZERO_SHOT) + 1 :]
         if path == "from-data":
             raise ConfigError(f"{ref}: the rows' own label names are a tree only with --rows")
@@ -606,6 +610,7 @@ __all__ = [
     "default_taxonomy",
     "evaluate_model",
     "find_model",
+    "is_zero_shot",
     "list_models",
     "load_taxonomy",
     "model_dataset",

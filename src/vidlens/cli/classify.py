@@ -200,11 +200,11 @@ def compare(ctx: CliContext, model_a: str, model_b: str, split: str, resamples: 
     MODEL_A and MODEL_B are model names or folders, or zero-shot (zero-shot:TAXONOMY.yaml for another tree).
     With --rows, two zero-shot trees on a labelled rows file; zero-shot:from-data is the rows' own label
     names, e.g. `compare zero-shot:from-data zero-shot:curated.yaml --rows labelled.jsonl`."""
-    from vidlens.classify.runs import compare_models, default_report_path
+    from vidlens.classify.runs import compare_models, default_report_path, is_zero_shot
 
     lib = _lib_or_none(ctx)
     if report_path is None:
-        stem = "-vs-".join(re.sub(r"[^\w.-]+", "_", m if m.startswith("zero-shot") else Path(m).name or m)
+        stem = "-vs-".join(re.sub(r"[^\w.-]+", "_", m if is_zero_shot(m) else Path(m).name or m)
                            for m in (model_a, model_b))
         scope = "all" if rows_path else split  # a rows file is compared on all its labelled rows
         report_path = str(default_report_path(lib, stem, scope, kind="compare") if lib is not None
